@@ -1,0 +1,83 @@
+"""Reading and writing audio: everything becomes 16 kHz mono int16 here, and only here."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .errors import AudioFormatError
+
+SAMPLE_RATE = 16000
+"""The one sample rate of the whole pipeline (Hz)."""
+INT16_FULL_SCALE = 32767
+MIN_INPUT_RATE = 8000
+MAX_INPUT_RATE = 48000
+
+
+def to_int16(samples: np.ndarray) -> np.ndarray:
+    """Float audio in [-1, 1] to int16 with rounding and clipping."""
+    scaled = np.rint(np.asarray(samples, dtype=np.float64) * INT16_FULL_SCALE)
+    return np.clip(scaled, -INT16_FULL_SCALE - 1, INT16_FULL_SCALE).astype(np.int16)
+
+
+def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:
+    """Resample float audio (1-D) from ``rate`` to ``target`` Hz (deterministic, soxr HQ)."""
+    if rate == target:
+        return np.asarray(samples, dtype=np.float64)
+    import soxr
+
+    return soxr.resample(np.asarray(samples, dtype=np.float64), rate, target, quality="HQ")
+
+
+def convert(samples: np.ndarray, rate: int, name: str = "<audio>") -> np.ndarray:
+    """Any float/int array (frames[, channels]) at ``rate`` Hz to 16 kHz mono int16."""
+    if not MIN_INPUT_RATE <= rate <= MAX_INPUT_RATE:
+        raise AudioFormatError(
+            f"{name}: sample rate {rate} Hz is outside {MIN_INPUT_RATE}-{MAX_INPUT_RATE} Hz"
+        )
+    data = np.asarray(samples)
+    if data.dtype.kind in "iu":
+        data = data.astype(np.float64) / float(np.iinfo(data.dtype).max + 1)
+    data = data.astype(np.float64)
+    if data.ndim == 2:
+        data = data.mean(axis=1)
+    if data.ndim != 1:
+        raise AudioFormatError(f"{name}: expected mono or multi-channel audio, got shape {data.shape}")
+    if rate == SAMPLE_RATE and np.asarray(samples).dtype == np.int16 and np.asarray(samples).ndim == 1:
+        return np.asarray(samples, dtype=np.int16)
+    return to_int16(resample(data, rate))
+
+
+def read_audio(path: str | Path) -> np.ndarray:
+    """Read a WAV/FLAC/OGG file of any common format and return 16 kHz mono int16.
+
+    8/16/24/32-bit integer and float, mono or multi-channel, 8-48 kHz are accepted.
+    Anything else raises ``AudioFormatError`` naming the file.
+    """
+    import soundfile as sf
+
+    path = Path(path)
+    if not path.is_file():
+        raise AudioFormatError(f"{path}: no such audio file")
+    try:
+        info = sf.info(str(path))
+        dtype = "int16" if info.subtype == "PCM_16" else "float64"
+        data, rate = sf.read(str(path), dtype=dtype, always_2d=False)
+    except Exception as exc:  # libsndfile raises several types; all mean "unreadable"
+        raise AudioFormatError(f"{path}: not a readable audio file ({_short(exc)})") from None
+    if len(data) == 0:
+        raise AudioFormatError(f"{path}: contains no audio samples")
+    return convert(data, int(rate), str(path))
+
+
+def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) -> None:
+    """Write int16 mono audio as a 16-bit PCM WAV."""
+    import soundfile as sf
+
+    sf.write(str(path), np.asarray(samples, dtype=np.int16), rate, subtype="PCM_16")
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[-1] if text else type(exc).__name__
