@@ -1,0 +1,254 @@
+"""edge-train: train the Conv1D + GRU x2 model on synthesized datasets.
+
+    edge-train --data data/ds-train --val data/ds-val --out runs/activate [--epochs 30]
+
+Checkpoints every epoch into ``OUT/checkpoint.keras`` with ``OUT/state.json``; running
+the same command again resumes from the last finished epoch. Early stopping on the
+validation loss keeps the best model in ``OUT/model.keras``. A CSV log and a loss plot
+are written beside it; peak memory and seconds per epoch are printed and logged.
+
+Endless streams: besides single 10 s clips, batches of several clips laid end to end
+(``--concat``) teach the GRUs to run on from a non-zero state, as they do on the device.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import DataError, EdgeError
+from edge.features import MODEL_INPUT_SCALE
+from edge.geometry import DEFAULT_GEOMETRY
+
+from .dataset import load_dataset, manifest_hash
+from .model import ModelConfig, build_model
+
+STATE_FILE = "state.json"
+CHECKPOINT = "checkpoint.keras"
+BEST = "model.keras"
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 30
+    batch_size: int = 32
+    patience: int = 6
+    concat: tuple[int, ...] = (1, 1, 3)
+    """Clips per training sequence, cycled over batches (3 = 30 s sequences)."""
+    positive_weight: float = 2.0
+    seed: int = 0
+
+
+def clip_frames(n_frames: int) -> int:
+    """Frames kept per clip so clips laid end to end stay on the step grid (multiple of the stride)."""
+    return (n_frames // DEFAULT_GEOMETRY.stride_frames) * DEFAULT_GEOMETRY.stride_frames
+
+
+def concat_labels(labels: np.ndarray, frames_per_clip: int) -> np.ndarray:
+    """Labels of clips laid end to end: each clip's steps, then zeros for the straddling steps."""
+    per_clip = frames_per_clip // DEFAULT_GEOMETRY.stride_frames
+    k, steps = labels.shape
+    total = DEFAULT_GEOMETRY.steps_for_frames(k * frames_per_clip)
+    out = np.zeros(total, dtype=np.float32)
+    for c in range(k):
+        out[c * per_clip : c * per_clip + steps] = labels[c]
+    return out
+
+
+class Batches:
+    """Keras PyDataset of (features, labels, weights); a fixed shuffle per epoch from the seed."""
+
+    def __init__(self, feats: np.ndarray, labels: np.ndarray, config: TrainConfig, shuffle: bool) -> None:
+        self.feats = feats
+        self.labels = labels
+        self.config = config
+        self.shuffle = shuffle
+        self.frames = clip_frames(feats.shape[1])
+        self.epoch = 0
+        self._order = np.arange(len(feats))
+        self._plan = self._make_plan()
+
+    def _make_plan(self) -> list[np.ndarray]:
+        rng = np.random.default_rng([self.config.seed, self.epoch])
+        order = rng.permutation(len(self.feats)) if self.shuffle else np.arange(len(self.feats))
+        plan, pos, b = [], 0, 0
+        concat = self.config.concat if self.shuffle else (1,)
+        while pos < len(order):
+            k = concat[b % len(concat)]
+            n = self.config.batch_size * k
+            chunk = order[pos : pos + n]
+            usable = (len(chunk) // k) * k
+            if usable == 0:
+                break
+            plan.append(chunk[:usable].reshape(-1, k))
+            pos += n
+            b += 1
+        return plan
+
+    def __len__(self) -> int:
+        return len(self._plan)
+
+    def batch(self, i: int):
+        groups = self._plan[i]
+        x = self.feats[groups][:, :, : self.frames, :]  # (b, k, frames, ch)
+        b, k = groups.shape
+        x = x.reshape(b, k * self.frames, -1).astype(np.float32) * np.float32(MODEL_INPUT_SCALE)
+        y = np.stack([concat_labels(self.labels[g], self.frames) for g in groups])[..., None]
+        w = np.where(y[..., 0] > 0, self.config.positive_weight, 1.0).astype(np.float32)
+        return x, y, w
+
+    def on_epoch_end(self) -> None:
+        self.epoch += 1
+        self._plan = self._make_plan()
+
+
+def run_epoch(model, batches: Batches, training: bool, log=None) -> float:
+    """One pass over the batches; returns the mean loss (weighted by batch)."""
+    losses = []
+    step = model.train_on_batch if training else model.test_on_batch
+    report_every = max(len(batches) // 10, 1)
+    for i in range(len(batches)):
+        x, y, w = batches.batch(i)
+        loss = step(x, y, sample_weight=w)
+        losses.append(float(np.asarray(loss).reshape(-1)[0]))
+        if log is not None and (i + 1) % report_every == 0:
+            print(f"  batch {i + 1}/{len(batches)} loss {np.mean(losses):.4f}", file=log, flush=True)
+    return float(np.mean(losses)) if losses else float("nan")
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, config: TrainConfig, log=sys.stderr) -> Path:
+    import keras
+
+    out_dir = Path(out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    feats, labels = _load_all(data)
+    vfeats, vlabels = _load_all(val)
+    keras.utils.set_random_seed(config.seed)
+    state_path = out_dir / STATE_FILE
+    state = json.loads(state_path.read_text()) if state_path.is_file() else {}
+    if state.get("finished"):
+        print(f"edge-train: {out_dir} already finished ({state['epoch']} epochs); best model {out_dir / BEST}", file=log)
+        return out_dir / BEST
+    if (out_dir / CHECKPOINT).is_file() and state:
+        model = keras.models.load_model(out_dir / CHECKPOINT)
+        print(f"edge-train: resuming after epoch {state['epoch']}", file=log)
+    else:
+        model = build_model(model_config)
+        state = {"epoch": 0, "best": None, "wait": 0, "history": {"loss": [], "val_loss": []}, "seconds_per_epoch": []}
+    train_b = Batches(feats, labels, config, shuffle=True)
+    train_b.epoch = state["epoch"]
+    train_b._plan = train_b._make_plan()
+    val_b = Batches(vfeats, vlabels, config, shuffle=False)
+    meta = {
+        "model": model_config.to_dict(),
+        "train": asdict(config),
+        "data": data,
+        "val": val,
+        "data_manifest_sha256": [manifest_hash(d) for d in data],
+        "train_clips": int(len(feats)),
+        "val_clips": int(len(vfeats)),
+    }
+    (out_dir / "train_config.json").write_text(json.dumps(meta, indent=1))
+    for epoch in range(state["epoch"], config.epochs):
+        started = time.monotonic()
+        print(f"edge-train: epoch {epoch + 1}/{config.epochs}", file=log, flush=True)
+        loss = run_epoch(model, train_b, training=True, log=log)
+        train_b.on_epoch_end()
+        val_loss = run_epoch(model, val_b, training=False)
+        seconds = time.monotonic() - started
+        state["history"]["loss"].append(loss)
+        state["history"]["val_loss"].append(val_loss)
+        state["seconds_per_epoch"].append(round(seconds, 1))
+        state["epoch"] = epoch + 1
+        improved = state["best"] is None or val_loss < state["best"]
+        if improved:
+            state["best"] = val_loss
+            state["wait"] = 0
+            model.save(out_dir / BEST)
+        else:
+            state["wait"] += 1
+        state["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        model.save(out_dir / CHECKPOINT)
+        state_path.write_text(json.dumps(state, indent=1))
+        _log_epoch(out_dir, state, log)
+        if state["wait"] >= config.patience:
+            print(f"edge-train: early stop after epoch {epoch + 1} (no val improvement for {config.patience})", file=log)
+            break
+    state["finished"] = True
+    state_path.write_text(json.dumps(state, indent=1))
+    return out_dir / BEST
+
+
+def _log_epoch(out_dir: Path, state: dict, log) -> None:
+    e = state["epoch"]
+    print(
+        f"edge-train: epoch {e} loss {state['history']['loss'][-1]:.4f} val_loss {state['history']['val_loss'][-1]:.4f}"
+        f" ({state['seconds_per_epoch'][-1]:.0f} s, peak RSS {state['peak_rss_mb']:.0f} MB)",
+        file=log,
+        flush=True,
+    )
+    with open(out_dir / "log.csv", "w", encoding="utf-8") as fh:
+        fh.write("epoch,loss,val_loss,seconds\n")
+        for i, (a, b, s) in enumerate(zip(state["history"]["loss"], state["history"]["val_loss"], state["seconds_per_epoch"])):
+            fh.write(f"{i + 1},{a:.6f},{b:.6f},{s}\n")
+    try:
+        from .plots import plot_history
+
+        plot_history(out_dir / "loss.png", state["history"])
+    except ImportError:
+        pass
+
+
+def _load_all(folders: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    if not folders:
+        raise DataError("no dataset folders given")
+    parts = [load_dataset(f) for f in folders]
+    shapes = {p[0].shape[1:] for p in parts}
+    if len(shapes) != 1:
+        raise DataError(f"datasets have different clip shapes: {sorted(shapes)}")
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="edge-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", nargs="+", required=True, help="training dataset folder(s) from edge-synth build")
+    p.add_argument("--val", nargs="+", required=True, help="validation dataset folder(s)")
+    p.add_argument("--out", required=True)
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--patience", type=int, default=TrainConfig.patience)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--filters", type=int, default=ModelConfig.filters)
+    p.add_argument("--units", type=int, default=ModelConfig.gru_units)
+    p.add_argument("--dropout", type=float, default=ModelConfig.dropout)
+    p.add_argument("--lr", type=float, default=ModelConfig.learning_rate)
+    args = p.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    mc = ModelConfig(filters=args.filters, gru_units=args.units, dropout=args.dropout, learning_rate=args.lr)
+    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed)
+    try:
+        best = train(args.data, args.val, args.out, mc, tc)
+    except EdgeError as exc:
+        print(f"edge-train: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edge-train: interrupted; run the same command again to resume", file=sys.stderr)
+        return 130
+    print(f"best model: {best}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
