@@ -33,8 +33,12 @@ def trim_silence(audio: np.ndarray) -> np.ndarray:
 
 
 def list_audio(folder: str | Path) -> list[Path]:
-    """All audio files under ``folder`` (recursive, sorted)."""
+    """All audio files under ``folder`` (recursive, sorted); ``DIR/pattern*`` selects by glob."""
     folder = Path(folder)
+    if any(ch in folder.name for ch in "*?["):
+        if not folder.parent.is_dir():
+            raise DataError(f"{folder.parent}: no such folder")
+        return sorted(p for p in folder.parent.glob(folder.name) if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder")
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())

@@ -1,0 +1,267 @@
+"""edge-run: microphone (or file, or stdin) -> fixed-point spectrogram -> int8 streaming model
+-> detector -> actions (GPIO, HTTP, MQTT, shell command, chime).
+
+Service shape (as wyoming-openwakeword): ``main`` parses the command line into a
+``RunConfig``; ``Runner`` holds the state (pipeline, source, dispatcher) and the loop;
+``DetectionHandler`` turns each detection into a log line, a JSON line and actions.
+Every ``EdgeError`` becomes one line on stderr and exit status 2; SIGINT/SIGTERM stop
+the loop cleanly (pins off, streams closed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .detector import Detection, DetectorConfig
+from .errors import EdgeError
+
+LOG = logging.getLogger("edge-run")
+EXIT_ERROR = 2
+EXIT_INTERRUPTED = 130
+CHIME_GAIN = 0.6
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edge-run", description="Listen for the trigger word and act on it.")
+    src = p.add_argument_group("audio in")
+    src.add_argument("--input", metavar="FILE", help="run over a WAV/FLAC file, or '-' for raw s16le 16 kHz mono on stdin")
+    src.add_argument("--device", help="microphone index or name substring (default: system default)")
+    src.add_argument("--list-devices", action="store_true", help="list microphones and exit")
+    p.add_argument("--config", metavar="TOML", help="settings file (see deploy/config.example.toml)")
+    p.add_argument("--model", help="model .tflite (its .json beside it); default: the shipped 'activate' model")
+    det = p.add_argument_group("detection")
+    det.add_argument("--threshold", type=float, help="override the model's recommended threshold")
+    det.add_argument("--smoothing", type=int, help="average this many steps (40 ms each)")
+    det.add_argument("--refractory", type=float, help="seconds after a detection during which no other fires")
+    act = p.add_argument_group("actions")
+    act.add_argument("--gpio", type=int, metavar="PIN", help="switch this BCM GPIO pin")
+    act.add_argument("--gpio-mode", choices=("pulse", "toggle", "hold"))
+    act.add_argument("--pulse-seconds", type=float)
+    act.add_argument("--active-low", action="store_true", default=None, help="relay boards that switch on a low pin")
+    act.add_argument("--http", metavar="URL", help="call this URL (lamp, Home Assistant webhook, Shelly, Tasmota)")
+    act.add_argument("--http-method")
+    act.add_argument("--http-body")
+    act.add_argument("--mqtt", metavar="URL", help="publish to this broker (mqtt://host:1883 or mqtts://)")
+    act.add_argument("--mqtt-topic")
+    act.add_argument("--mqtt-payload")
+    act.add_argument("--exec", metavar="CMD", dest="exec_command", help="run this shell command")
+    act.add_argument("--chime", metavar="WAV", help="play this sound on each detection")
+    out = p.add_argument_group("output")
+    out.add_argument("--chime-out", metavar="WAV", help="with --input FILE: write the input with chimes at detections")
+    out.add_argument("--chime-sound", metavar="WAV", help="sound used by --chime-out (default: --chime or a beep)")
+    out.add_argument("--plot", metavar="PNG", help="with --input: spectrogram + probability trace with detections")
+    out.add_argument("--json", action="store_true", help="one JSON line per detection on stdout")
+    out.add_argument("--verbose", "-v", action="store_true", help="log per-second score maxima")
+    return p
+
+
+def overrides_from(args: argparse.Namespace) -> dict:
+    return {
+        "model": args.model,
+        "audio.device": _device(args.device),
+        "detector.threshold": args.threshold,
+        "detector.smoothing": args.smoothing,
+        "detector.refractory": args.refractory,
+        "gpio.pin": args.gpio,
+        "gpio.mode": args.gpio_mode,
+        "gpio.pulse_seconds": args.pulse_seconds,
+        "gpio.active_low": args.active_low,
+        "http.url": args.http,
+        "http.method": args.http_method,
+        "http.body": args.http_body,
+        "mqtt.url": args.mqtt,
+        "mqtt.topic": args.mqtt_topic,
+        "mqtt.payload": args.mqtt_payload,
+        "exec.command": args.exec_command,
+        "chime.file": args.chime,
+    }
+
+
+def _device(value: str | None) -> int | str | None:
+    if value is None:
+        return None
+    return int(value) if value.isdigit() else value
+
+
+@dataclass
+class DetectionHandler:
+    """What happens on each detection: a log line, an optional JSON line, the actions."""
+
+    json_lines: bool = False
+    dispatcher: object | None = None
+    detections: list[Detection] = field(default_factory=list)
+
+    def handle(self, detection: Detection) -> None:
+        self.detections.append(detection)
+        LOG.info("detected %r at %.2f s (score %.3f)", detection.model, detection.seconds, detection.score)
+        if self.json_lines:
+            print(json.dumps(detection.to_dict()), flush=True)
+        if self.dispatcher is not None:
+            self.dispatcher.dispatch(detection)
+
+
+class Runner:
+    """State of one run: the pipeline, the audio source and the verbose score meter."""
+
+    def __init__(self, pipeline, source, handler: DetectionHandler, verbose: bool = False) -> None:
+        self.pipeline = pipeline
+        self.source = source
+        self.handler = handler
+        self.verbose = verbose
+        self._second_max = 0.0
+        self._second_start = 0
+
+    def stop(self) -> None:
+        self.source.stop()
+
+    def run(self) -> None:
+        for chunk in self.source:
+            for detection in self.pipeline.process(chunk):
+                self.handler.handle(detection)
+            if self.verbose:
+                self._meter()
+
+    def _meter(self) -> None:
+        trace = self.pipeline.trace
+        rate = self.pipeline.frontend.config.sample_rate
+        while trace is not None and trace.samples and trace.samples[-1] - self._second_start >= rate:
+            window = [p for s, p in zip(trace.samples, trace.probabilities) if self._second_start <= s < self._second_start + rate]
+            LOG.info("t=%6.1f s max score %.3f", self._second_start / rate, max(window, default=0.0))
+            self._second_start += rate
+            if not self.handler.json_lines and len(trace.samples) > 4 * rate:
+                del trace.samples[: -rate], trace.probabilities[: -rate]
+
+
+def open_source(args: argparse.Namespace, config):
+    from .mic import FileSource, MicConfig, MicrophoneSource, StdinSource
+
+    if args.input == "-":
+        return StdinSource(sys.stdin.buffer)
+    if args.input:
+        return FileSource(args.input)
+    device = config.audio.device if config.audio is not None else None
+    return MicrophoneSource(MicConfig(device=device))
+
+
+def write_chime_output(path: str, audio: np.ndarray, detections: list[Detection], chime: np.ndarray) -> None:
+    from .audio import write_wav
+
+    mixed = audio.astype(np.float64)
+    for det in detections:
+        end = min(det.sample + chime.size, mixed.size)
+        mixed[det.sample : end] += CHIME_GAIN * chime[: end - det.sample]
+    write_wav(path, np.clip(mixed, -32768, 32767).astype(np.int16))
+
+
+def default_chime() -> np.ndarray:
+    """A short two-tone beep (used when no chime WAV is given)."""
+    from .audio import SAMPLE_RATE
+
+    t = np.arange(int(0.25 * SAMPLE_RATE)) / SAMPLE_RATE
+    tone = np.sin(2 * np.pi * 880 * t) + 0.5 * np.sin(2 * np.pi * 1320 * t)
+    return (tone * np.exp(-8 * t) * 12000).astype(np.int16)
+
+
+def build_config(args: argparse.Namespace):
+    from .config import RunConfig, load_config
+
+    base = load_config(args.config) if args.config else RunConfig()
+    return base.merged(overrides_from(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    from .actions import ActionDispatcher, build_actions
+    from .audio import read_audio
+    from .model import StreamingModel
+    from .pipeline import Pipeline, detector_config_for
+
+    if args.list_devices:
+        from .mic import list_devices
+
+        for dev in list_devices():
+            print(f"{dev[0]:3d}  {dev[1]}")
+        return 0
+    if (args.chime_out or args.plot) and (not args.input or args.input == "-"):
+        raise _usage("--chime-out and --plot need --input FILE")
+    config = build_config(args)
+    model = StreamingModel(config.model)
+    det_config = detector_config_for(model)
+    if config.detector is not None:
+        det_config = config.detector.apply(det_config)
+    pipeline = Pipeline(model, det_config, trace=bool(args.plot or args.verbose))
+    LOG.info(
+        "model %s (%s, %s); threshold %.2f, smoothing %d, refractory %.1f s",
+        model.path, model.name, model.backend, det_config.threshold, det_config.smoothing_steps, det_config.refractory_seconds,
+    )
+    actions = build_actions(config)
+    dispatcher = ActionDispatcher(actions) if actions else None
+    handler = DetectionHandler(json_lines=args.json, dispatcher=dispatcher)
+    source = open_source(args, config)
+    runner = Runner(pipeline, source, handler, verbose=args.verbose)
+    _install_signals(runner)
+    try:
+        runner.run()
+    finally:
+        source.close()
+        if dispatcher is not None:
+            dispatcher.close()
+    if args.input and args.input != "-":
+        LOG.info("%d detection(s) in %s", len(handler.detections), args.input)
+        if args.chime_out or args.plot:
+            audio = read_audio(args.input)
+            if args.chime_out:
+                sound = args.chime_sound or args.chime
+                chime = read_audio(sound) if sound else default_chime()
+                write_chime_output(args.chime_out, audio, handler.detections, chime)
+                LOG.info("wrote %s", args.chime_out)
+            if args.plot:
+                from .plot import plot_trace
+
+                plot_trace(args.plot, audio, pipeline.trace, handler.detections, det_config.threshold, model.name)
+                LOG.info("wrote %s", args.plot)
+    return 0
+
+
+class _UsageError(EdgeError, ValueError):
+    pass
+
+
+def _usage(message: str) -> _UsageError:
+    return _UsageError(message)
+
+
+def _install_signals(runner: Runner) -> None:
+    def stop(signum, _frame):
+        LOG.info("stopping (signal %d)", signum)
+        runner.stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+
+
+def setup_logging(verbose: bool) -> None:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    setup_logging(args.verbose)
+    try:
+        return run(args)
+    except EdgeError as exc:
+        print(f"edge-run: error: {exc}", file=sys.stderr)
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

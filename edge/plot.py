@@ -1,0 +1,38 @@
+"""--plot: spectrogram over the probability trace with threshold and detections (needs matplotlib)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import EdgeError
+from .features import compute_features
+
+
+def plot_trace(path, audio: np.ndarray, trace, detections, threshold: float, title: str) -> None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise EdgeError("--plot needs matplotlib: pip install 'trigger-edge[plot]'") from None
+    from .audio import SAMPLE_RATE
+
+    seconds = audio.size / SAMPLE_RATE
+    feats = compute_features(audio)
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
+    top.imshow(feats.T, aspect="auto", origin="lower", extent=(0, seconds, 0, feats.shape[1]))
+    top.set_ylabel("mel channel")
+    top.set_title(f"{title}: {len(detections)} detection(s)")
+    times = np.asarray(trace.samples) / SAMPLE_RATE
+    bottom.plot(times, trace.probabilities, label="probability")
+    bottom.axhline(threshold, color="r", linestyle="--", label=f"threshold {threshold:.2f}")
+    for det in detections:
+        bottom.axvline(det.seconds, color="g", alpha=0.7)
+        top.axvline(det.seconds, color="w", alpha=0.7)
+    bottom.set_ylim(0, 1)
+    bottom.set_xlabel("seconds")
+    bottom.legend(loc="upper right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)

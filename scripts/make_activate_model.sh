@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Reproduce the shipped "activate" model from ../shared data and offline TTS.
+#   bash scripts/make_activate_model.sh [WORK_DIR]     (default: ../data/activate-model)
+# Every step resumes when re-run. Needs: pip install -e ".[train]" and the TTS system packages.
+set -euo pipefail
+here="$(cd "$(dirname "$0")/.." && pwd)"
+shared="${SHARED:-$here/../shared}/data"
+work="${1:-$here/../data/activate-model}"
+count="${COUNT:-6000}"
+epochs="${EPOCHS:-16}"
+mkdir -p "$work"
+py="${PYTHON:-python}"
+
+echo "== 1/5 offline TTS clips (positives, hard negatives, ordinary words)"
+edge-synth tts --word activate --out "$work/tts" --positives 1600 --negatives 900 --seed 11
+
+pos=("$work/tts/positives" "$shared/activate/positives/coursera__*")
+neg=("$work/tts/hard_negatives" "$work/tts/negatives" "$shared/activate/negatives" "$shared/speech_commands"
+     "$shared/speech/ljspeech:train" "$shared/speech/asterisk_prompts:train" "$shared/precise/not-wake-words")
+bg=("$shared/activate/backgrounds" "$shared/noise" "$shared/speech/ljspeech:train")
+
+echo "== 2/5 training set ($count clips) and validation set"
+edge-synth build --positives "${pos[@]}" --negatives "${neg[@]}" --backgrounds "${bg[@]}" \
+  --out "$work/ds-train" --count "$count" --seed 1
+edge-synth build --positives "${pos[@]}" --negatives "${neg[@]}" --backgrounds "${bg[@]}" \
+  --out "$work/ds-val" --count 400 --seed 2
+
+echo "== 3/5 training"
+edge-train --data "$work/ds-train" --val "$work/ds-val" --out "$work/run" --epochs "$epochs" --patience 4
+
+echo "== 4/5 conversion to int8 streaming TFLite"
+edge-convert --model "$work/run/model.keras" --data "$work/ds-train" --check "$work/ds-val" \
+  --out "$work/activate.tflite" --word activate
+
+echo "== 5/5 evaluation on held-out real recordings and negative audio"
+edge-eval --model "$work/activate.tflite" --positives "$shared/activate/positives/ite5th__*" \
+  --negatives "$shared/speech/ljspeech:eval" "$shared/speech/asterisk_prompts:eval" "$shared/precise/amelia" \
+              "$shared/precise/athena" "$shared/precise/heychatterbox" "$shared/precise/computer" \
+  --backgrounds "$shared/noise" --snr 10 --out "$work/eval" --json
+"$py" -c "print('done: $work')"
