@@ -111,12 +111,13 @@ def describe(spec: BuildSpec, synth: ExampleSynth) -> dict:
     }
 
 
-def build(spec: BuildSpec, progress=sys.stderr) -> Path:
-    """Build (or resume) a dataset; returns its folder."""
+def build(spec: BuildSpec, progress=None) -> Path:
+    """Build (or resume) a dataset; returns its folder. Progress lines go to ``progress`` (stderr)."""
+    progress = progress or sys.stderr
     out = Path(spec.out)
     out.mkdir(parents=True, exist_ok=True)
     synth = load_synth(spec)
-    meta = describe(spec, synth)
+    meta = json.loads(json.dumps(describe(spec, synth)))  # tuples -> lists, as read back
     meta_path = out / DATASET_FILE
     if meta_path.is_file():
         old = json.loads(meta_path.read_text())

