@@ -27,6 +27,9 @@ LOG = logging.getLogger("edge-run")
 EXIT_ERROR = 2
 EXIT_INTERRUPTED = 130
 CHIME_GAIN = 0.6
+FILE_ACTION_QUEUE = 256
+"""A file runs faster than real time: queue its detections' actions instead of dropping them."""
+FILE_ACTION_DRAIN_SECONDS = 30.0
 
 
 def parser() -> argparse.ArgumentParser:
@@ -202,13 +205,18 @@ def run(args: argparse.Namespace) -> int:
         model.path, model.name, model.backend, det_config.threshold, det_config.smoothing_steps, det_config.refractory_seconds,
     )
     actions = build_actions(config)
-    dispatcher = ActionDispatcher(actions) if actions else None
+    from_file = bool(args.input)
+    dispatcher = None
+    if actions:
+        dispatcher = ActionDispatcher(actions, queue_size=FILE_ACTION_QUEUE) if from_file else ActionDispatcher(actions)
     handler = DetectionHandler(json_lines=args.json, dispatcher=dispatcher)
     source = open_source(args, config)
     runner = Runner(pipeline, source, handler, verbose=args.verbose)
     _install_signals(runner)
     try:
         runner.run()
+        if dispatcher is not None and from_file:
+            dispatcher.wait_idle(FILE_ACTION_DRAIN_SECONDS)
     finally:
         source.close()
         if dispatcher is not None:

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# README command 1: install the runtime (no TensorFlow) into .venv and run the shipped
+# "activate" model over the example recordings: prints detections, writes chimed WAVs and plots.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+shared="${TRIGGER_EDGE_SHARED:-../shared}"
+out="${DEMO_OUT:-demo-out}"
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/pip install -q --disable-pip-version-check -e ".[plot]"
+mkdir -p "$out"
+for wav in "$shared"/data/activate/dev/*.wav; do
+  name="$(basename "$wav" .wav)"
+  echo "== $wav"
+  .venv/bin/edge-run --input "$wav" --json \
+    --chime-out "$out/$name-chime.wav" --chime-sound "$shared/data/activate/chime.wav" \
+    --plot "$out/$name.png"
+done
+echo "chimed WAVs and plots in $out/"

@@ -1,0 +1,101 @@
+"""edge-eval: hit / false-accept counting on hand-built streams with known answers, sweep, DET, errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edge.audio import SAMPLE_RATE
+from train.evaluate import at_fa_targets, build_streams, count_events, fire_positions, main, sweep, Stream
+
+from .paths import ACTIVATE, DATA
+from .tiny import tiny
+
+S = SAMPLE_RATE
+
+
+def test_hits_and_false_accepts_on_known_stream():
+    words = [(10 * S, 11 * S), (30 * S, 31 * S), (50 * S, 51 * S)]
+    fired = np.array([5 * S, 11 * S + S // 2, 31 * S + S + 1, 50 * S + 100, 70 * S])
+    c = count_events(fired, words)
+    # word 1 hit 0.5 s after its end; word 2 missed (fires 1 s + 1 sample after its end);
+    # word 3 hit during the word; 5 s, 32 s and 70 s are false accepts
+    assert (c.hits, c.misses, c.false_accepts) == (2, 1, 3)
+    assert c.latencies == pytest.approx((0.5, (50 * S + 100 - 51 * S) / S))
+
+
+def test_two_firings_on_one_word_count_once_and_no_false_accept():
+    c = count_events(np.array([10 * S, 10 * S + 200]), [(9 * S, 10 * S)])
+    assert (c.hits, c.false_accepts) == (1, 0)
+
+
+def test_fire_positions_respects_threshold_and_refractory():
+    steps = np.arange(10) * 640
+    probs = np.array([0.1, 0.9, 0.95, 0.2, 0.9, 0.1, 0.1, 0.1, 0.1, 0.99])
+    assert fire_positions(steps, probs, 0.5, 0).tolist() == [640, 1280, 2560, 5760]
+    assert fire_positions(steps, probs, 0.5, 3 * 640).tolist() == [640, 2560, 5760]
+    assert fire_positions(steps, probs, 0.96, 0).tolist() == [5760]
+
+
+def test_sweep_and_targets_on_synthetic_scores():
+    pos = Stream(np.zeros(60 * S, np.int16), [(10 * S, 11 * S), (40 * S, 41 * S)])
+    steps = np.arange(0, 60 * S, 640)
+    p = np.zeros(steps.size)
+    p[np.searchsorted(steps, 11 * S)] = 0.8  # word 1: strong
+    p[np.searchsorted(steps, 41 * S)] = 0.3  # word 2: weak
+    neg_steps = np.arange(0, 3600 * S, 640 * 100)
+    n = np.zeros(neg_steps.size)
+    n[5] = 0.5  # one false accept per hour at thresholds <= 0.5
+    rows = sweep((steps, p), (neg_steps, n), pos, neg_hours=1.0, refractory=1.0)
+    by_t = {round(r["threshold"], 2): r for r in rows}
+    assert by_t[0.2]["frr"] == 0.0 and by_t[0.2]["false_accepts"] == 1
+    assert by_t[0.4]["frr"] == 0.5 and by_t[0.6]["frr"] == 0.5 and by_t[0.6]["false_accepts"] == 0
+    assert by_t[0.9]["frr"] == 1.0
+    targets = at_fa_targets(rows)
+    assert targets["0.1"]["frr"] == 0.5 and targets["1"]["frr"] == 0.0
+
+
+def test_streams_place_each_positive_once():
+    from train.sources import ClipPool
+
+    pos = ClipPool.load("positive", [str(ACTIVATE / "positives")], trim=True)
+    neg = ClipPool.load("negative", [str(ACTIVATE / "negatives")])
+    ps, ns = build_streams(pos, neg)
+    assert len(ps.words) == len(pos)
+    for (s, e), clip in zip(ps.words, pos.clips):
+        assert np.array_equal(ps.audio[s:e], clip)
+    assert ns.audio.size >= sum(c.size for c in neg.clips)
+
+
+def test_edge_eval_end_to_end_on_tiny_model(tmp_path, capsys):
+    t = tiny()
+    capsys.readouterr()  # drop what building the tiny model printed
+    out = tmp_path / "ev"
+    rc = main([
+        "--model", str(t.tflite), "--positives", str(ACTIVATE / "positives"), "--negatives", str(ACTIVATE / "negatives"),
+        "--backgrounds", str(ACTIVATE / "backgrounds"), "--snr", "10", "--out", str(out), "--json",
+    ])
+    assert rc == 0
+    result = json.loads((out / "eval.json").read_text())
+    assert result["positives"] == 14 and result["negative_hours"] > 0
+    assert set(result["frr_at_fa_per_hour"]) == {"0.1", "0.5", "1"}
+    assert (out / "det.png").stat().st_size > 0
+    printed = json.loads(capsys.readouterr().out)
+    assert printed["at_model_threshold"] == result["at_model_threshold"]
+    # the Keras model goes through the same counting
+    rc = main(["--model", str(t.keras), "--positives", str(ACTIVATE / "positives"), "--negatives", str(ACTIVATE / "negatives"), "--out", str(tmp_path / "k")])
+    assert rc == 0
+
+
+def test_edge_eval_bad_inputs(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    t = tiny()
+    cases = [
+        ["--model", str(tmp_path / "none.tflite"), "--positives", str(tmp_path), "--negatives", str(tmp_path)],
+        ["--model", str(t.tflite), "--positives", str(tmp_path / "empty"), "--negatives", str(ACTIVATE / "negatives")],
+        ["--model", str(t.tflite), "--positives", str(ACTIVATE / "positives"), "--negatives", str(tmp_path / "missing")],
+    ]
+    for args in cases:
+        assert main(args + ["--out", str(tmp_path / "o")]) == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert err[-1].startswith("edge-eval: error:")

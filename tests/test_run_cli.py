@@ -1,0 +1,98 @@
+"""edge-run over files and stdin: detections, JSON lines, chimed WAV, plot, actions, one-line errors."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edge.audio import read_audio
+from edge.cli import main
+
+from .paths import ACTIVATE, DEV
+from .tiny import tiny
+
+CLIP = DEV / "coursera__1.wav"
+
+
+@pytest.fixture(scope="module")
+def t():
+    built = tiny()
+    return built
+
+
+def run_cli(args, capsys):
+    rc = main(args)
+    cap = capsys.readouterr()
+    return rc, cap.out, cap.err
+
+
+def test_file_run_prints_json_and_writes_chime_and_plot(t, tmp_path, capsys):
+    out_wav, png = tmp_path / "c.wav", tmp_path / "p.png"
+    rc, out, err = run_cli(["--model", str(t.tflite), "--input", str(CLIP), "--json", "--threshold", "0.3",
+                            "--chime-out", str(out_wav), "--chime-sound", str(ACTIVATE / "chime.wav"), "--plot", str(png)], capsys)
+    assert rc == 0
+    lines = [json.loads(l) for l in out.splitlines()]
+    assert all(set(l) == {"time", "sample", "score", "model"} for l in lines)
+    audio, chimed = read_audio(CLIP), read_audio(out_wav)
+    assert chimed.size == audio.size
+    differs = np.flatnonzero(chimed != audio)
+    if lines:
+        assert differs.size and differs[0] >= lines[0]["sample"]
+    else:
+        assert differs.size == 0
+    assert png.stat().st_size > 0
+
+
+def test_stdin_gives_the_same_detections_as_the_file(t, tmp_path):
+    raw = read_audio(CLIP).astype("<i2").tobytes()
+    env = dict(os.environ, PYTHONWARNINGS="ignore")
+    base = [sys.executable, "-m", "edge.cli", "--model", str(t.tflite), "--json", "--threshold", "0.3"]
+    from_file = subprocess.run(base + ["--input", str(CLIP)], capture_output=True, text=True, env=env, timeout=120)
+    from_pipe = subprocess.run(base + ["--input", "-"], input=raw.decode("latin1"), capture_output=True, text=True, env=env, timeout=120, encoding="latin1")
+    assert from_file.returncode == 0 and from_pipe.returncode == 0
+    assert from_file.stdout.splitlines() == from_pipe.stdout.splitlines()
+
+
+def test_exec_action_runs_for_each_detection(t, tmp_path, capsys):
+    log = tmp_path / "fired.txt"
+    rc, out, _ = run_cli(["--model", str(t.tflite), "--input", str(CLIP), "--json", "--threshold", "0.01", "--refractory", "1",
+                          "--exec", f"echo $TRIGGER_EDGE_TIME >> {log}"], capsys)
+    assert rc == 0
+    n = len(out.splitlines())
+    assert n > 0 and len(log.read_text().splitlines()) == n
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--input", "missing.wav"], "no such audio file"),
+        (["--model", "/nonexistent/m.tflite", "--input", str(CLIP)], "model file not found"),
+        (["--config", "/nonexistent.toml", "--input", str(CLIP)], "no such config file"),
+        (["--http", "not a url", "--input", str(CLIP)], "http"),
+        (["--threshold", "1.5", "--input", str(CLIP)], "threshold"),
+        (["--plot", "x.png"], "--input"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2(t, args, message, capsys):
+    if "--model" not in args:
+        args = ["--model", str(t.tflite)] + args
+    rc, _, err = run_cli(args, capsys)
+    lines = [l for l in err.splitlines() if l.startswith("edge-run: error:")]
+    assert rc == 2 and len(lines) == 1 and message in lines[0]
+    assert "Traceback" not in err
+
+
+def test_wrong_wav_format_is_one_line(t, tmp_path, capsys):
+    bad = tmp_path / "bad.wav"
+    bad.write_bytes(b"RIFFxxxxWAVEjunk")
+    rc, _, err = run_cli(["--model", str(t.tflite), "--input", str(bad)], capsys)
+    assert rc == 2 and "bad.wav" in err and "Traceback" not in err
+
+
+def test_runtime_imports_without_tensorflow():
+    code = "import sys, edge.cli, edge.pipeline, edge.model, edge.mic, edge.actions; assert 'tensorflow' not in sys.modules; print('ok')"
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == "ok", res.stderr
