@@ -170,7 +170,8 @@ def write_model(path: Path, content: bytes, metadata: ModelMetadata) -> None:
     metadata_path(path).write_text(json.dumps(metadata.to_dict(), indent=1, sort_keys=True) + "\n")
 
 
-def convert(args: argparse.Namespace, log=sys.stderr) -> dict:
+def convert(args: argparse.Namespace, log=None) -> dict:
+    log = log or sys.stderr
     from train.dataset import load_dataset, manifest_hash
 
     model = load_keras(args.model)

@@ -121,15 +121,27 @@ def tflite_scorer(path: Path):
 
     model = StreamingModel(path)
 
-    def score(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def score(audio: np.ndarray, warmup_seconds: float = 0.0, warmup_audio: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+        """Probabilities over ``audio``; with a warm-up, the model and frontend first run
+        (never reset) over ``warmup_seconds`` of ``warmup_audio`` tiled, as on a device
+        that has been listening that long."""
         model.reset()
         frontend = Frontend()
-        probs = []
         chunk = SAMPLE_RATE * 10
+        fed = 0
+        total = int(warmup_seconds * SAMPLE_RATE)
+        while warmup_audio is not None and fed < total:
+            offset = fed % warmup_audio.size
+            part = warmup_audio[offset : offset + min(chunk, total - fed)]
+            model.process(frontend.process(part))
+            fed += part.size
+        first_step = model.steps
+        probs = []
         for i in range(0, audio.size, chunk):
             probs.append(model.process(frontend.process(audio[i : i + chunk])))
         p = np.concatenate(probs) if probs else np.zeros(0)
-        return _step_samples(p.size), p
+        steps = _step_samples(first_step + p.size)[first_step:] - total
+        return steps, p
 
     return score, model.metadata.detector.get("threshold", 0.5)
 
@@ -177,6 +189,11 @@ def sweep(pos_scores, neg_scores, pos_stream: Stream, neg_hours: float, refracto
     return rows
 
 
+def _word_peaks(scores, words, after: int = int(HIT_AFTER_END_SECONDS * SAMPLE_RATE)) -> list[float]:
+    steps, probs = scores
+    return [round(float(probs[(steps >= s) & (steps <= e + after)].max(initial=0.0)), 4) for s, e in words]
+
+
 def at_fa_targets(rows: list[dict]) -> dict:
     out = {}
     for target in FA_TARGETS:
@@ -207,7 +224,8 @@ def plot_det(path: Path, rows: list[dict], title: str) -> None:
     plt.close(fig)
 
 
-def evaluate(args: argparse.Namespace, log=sys.stderr) -> dict:
+def evaluate(args: argparse.Namespace, log=None) -> dict:
+    log = log or sys.stderr
     from train.sources import ClipPool
 
     model_path = Path(args.model)
@@ -233,6 +251,25 @@ def evaluate(args: argparse.Namespace, log=sys.stderr) -> dict:
     print("edge-eval: negative stream scored", file=log, flush=True)
     rows = sweep(pos_scores, neg_scores, pos_stream, neg_stream.hours, args.refractory)
     at_default = min(rows, key=lambda r: abs(r["threshold"] - default_threshold))
+    after = None
+    if args.after_hours:
+        if model_path.suffix == ".keras":
+            raise DataError("--after-hours needs the streaming .tflite model")
+        print(f"edge-eval: scoring the positives again after {args.after_hours} h of continuous audio", file=log, flush=True)
+        late = scorer(pos_stream.audio, args.after_hours * SECONDS_PER_HOUR, neg_stream.audio)
+        ref = int(args.refractory * SAMPLE_RATE)
+        fresh = count_events(fire_positions(*pos_scores, default_threshold, ref), pos_stream.words)
+        later = count_events(fire_positions(*late, default_threshold, ref), pos_stream.words)
+        after = {
+            "hours_before": args.after_hours,
+            "threshold": default_threshold,
+            "hits_fresh": fresh.hits,
+            "hits_after": later.hits,
+            "false_accepts_fresh": fresh.false_accepts,
+            "false_accepts_after": later.false_accepts,
+            "word_peak_probability_fresh": _word_peaks(pos_scores, pos_stream.words),
+            "word_peak_probability_after": _word_peaks(late, pos_stream.words),
+        }
     result = {
         "model": str(model_path),
         "positives": len(positives),
@@ -244,6 +281,7 @@ def evaluate(args: argparse.Namespace, log=sys.stderr) -> dict:
         "refractory_seconds": args.refractory,
         "at_model_threshold": at_default,
         "frr_at_fa_per_hour": at_fa_targets(rows),
+        "after_continuous_audio": after,
         "sweep": rows,
     }
     out = Path(args.out)
@@ -265,6 +303,12 @@ def summary(result: dict) -> str:
             lines.append(f"  FRR at <= {target} FA/h: not reached by any threshold")
         else:
             lines.append(f"  FRR at <= {target} FA/h: {row['frr']:.1%} (threshold {row['threshold']:.3f}, {row['fa_per_hour']:.2f} FA/h)")
+    after = result.get("after_continuous_audio")
+    if after:
+        lines.append(
+            f"  after {after['hours_before']} h of continuous audio: {after['hits_after']}/{result['positives']} hits "
+            f"(fresh state: {after['hits_fresh']}), false accepts {after['false_accepts_after']} (fresh: {after['false_accepts_fresh']})"
+        )
     return "\n".join(lines)
 
 
@@ -277,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--snr", type=float, default=10.0, help="speech-to-background ratio in dB (with --backgrounds)")
     p.add_argument("--refractory", type=float, default=REFRACTORY_SECONDS)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--after-hours", type=float, default=0.0, help="also score the positives after this many hours of continuous negative audio (state never reset)")
     p.add_argument("--out", default="eval-out", help="folder for eval.json and det.png")
     p.add_argument("--json", action="store_true", help="print the full JSON instead of the summary")
     args = p.parse_args(argv)

@@ -128,7 +128,8 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
-def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, config: TrainConfig, log=sys.stderr) -> Path:
+def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, config: TrainConfig, log=None) -> Path:
+    log = log or sys.stderr
     import keras
 
     out_dir = Path(out)
