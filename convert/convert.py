@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.detector import Detector, DetectorConfig
-from edge.errors import EdgeError, ModelError
+from edge.errors import ModelError, run_guarded
 from edge.features import DEFAULT_FRONTEND, MODEL_INPUT_SCALE
 from edge.geometry import DEFAULT_GEOMETRY
 from edge.model import ModelMetadata, StreamingModel, metadata_path
@@ -217,11 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--refractory", type=float, default=2.0)
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        result = convert(args)
-    except EdgeError as exc:
-        print(f"edge-convert: error: {exc}", file=sys.stderr)
-        return 2
+    code, result = run_guarded("edge-convert", convert, args)
+    if code is not None:
+        return code
     print(json.dumps(result, indent=1))
     ok = result["float_step_vs_keras_max_abs_dp"] <= FLOAT_STEP_TOLERANCE
     if not ok:

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .audio import SAMPLE_RATE, read_audio
-from .errors import EdgeError
+from .errors import EdgeError, run_guarded
 
 CHUNK_SAMPLES = 640
 """40 ms: one output step of our model."""
@@ -45,7 +45,7 @@ def write_long_audio(inputs: list[Path], seconds: float, path: Path) -> float:
     """Tile the inputs to ``seconds`` of audio as raw s16le; returns the length written."""
     clips = [read_audio(p) for p in inputs]
     if not clips:
-        raise EdgeError("edge-bench: no input audio (give --input WAV)")
+        raise EdgeError("no input audio (give --input WAV)")
     base = np.concatenate(clips)
     total = int(seconds * SAMPLE_RATE)
     with open(path, "wb") as fh:
@@ -101,7 +101,7 @@ def _make_engine(name: str, model: str | None):
             return sum(p > 0.5 for e in ofeats.process_streaming(chunk) for p in oww.process_streaming(e))
 
         return run_oww
-    raise EdgeError(f"edge-bench: unknown engine {name}")
+    raise EdgeError(f"unknown engine {name}")
 
 
 def worker(name: str, raw: Path, model: str | None) -> dict:
@@ -158,6 +158,19 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def compare(args: argparse.Namespace) -> list[dict]:
+    """Write the long audio once, then measure each engine in its own process."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw = Path(tmp) / "audio.raw"
+        seconds = write_long_audio(args.input or _default_inputs(), args.seconds, raw)
+        print(f"edge-bench: {seconds:.0f} s of audio; one process per engine, pinned to one core", file=sys.stderr)
+        rows = []
+        for name in args.engines:
+            rows.append(run_engine(name, raw, args.model))
+            print(f"edge-bench: {name} done", file=sys.stderr, flush=True)
+    return rows
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="edge-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--seconds", type=float, default=DEFAULT_SECONDS, help="audio length (default: one hour)")
@@ -168,24 +181,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--raw", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
-    try:
-        if args.worker:
-            print(json.dumps(worker(args.worker, args.raw, args.model)))
-            return 0
-        with tempfile.TemporaryDirectory() as tmp:
-            raw = Path(tmp) / "audio.raw"
-            seconds = write_long_audio(args.input or _default_inputs(), args.seconds, raw)
-            print(f"edge-bench: {seconds:.0f} s of audio; one process per engine, pinned to one core", file=sys.stderr)
-            rows = []
-            for name in args.engines:
-                rows.append(run_engine(name, raw, args.model))
-                print(f"edge-bench: {name} done", file=sys.stderr, flush=True)
-    except EdgeError as exc:
-        print(f"edge-bench: error: {exc}", file=sys.stderr)
-        return 2
+    if args.worker:
+        print(json.dumps(worker(args.worker, args.raw, args.model)))
+        return 0
+    code, rows = run_guarded("edge-bench", compare, args)
+    if code is not None:
+        return code
     print(json.dumps(rows, indent=1) if args.json else table(rows))
     return 0
-
 
 if __name__ == "__main__":
     sys.exit(main())

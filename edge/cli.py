@@ -16,16 +16,13 @@ import logging
 import signal
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
-from .detector import Detection, DetectorConfig
-from .errors import EdgeError
+from .detector import Detection
+from .errors import ConfigError, run_guarded
 
 LOG = logging.getLogger("edge-run")
-EXIT_ERROR = 2
-EXIT_INTERRUPTED = 130
 CHIME_GAIN = 0.6
 FILE_ACTION_QUEUE = 256
 """A file runs faster than real time: queue its detections' actions instead of dropping them."""
@@ -193,7 +190,7 @@ def run(args: argparse.Namespace) -> int:
             print(f"{dev[0]:3d}  {dev[1]}")
         return 0
     if (args.chime_out or args.plot) and (not args.input or args.input == "-"):
-        raise _usage("--chime-out and --plot need --input FILE")
+        raise ConfigError("--chime-out and --plot need --input FILE")
     config = build_config(args)
     model = StreamingModel(config.model)
     det_config = detector_config_for(model)
@@ -238,14 +235,6 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-class _UsageError(EdgeError, ValueError):
-    pass
-
-
-def _usage(message: str) -> _UsageError:
-    return _UsageError(message)
-
-
 def _install_signals(runner: Runner) -> None:
     def stop(signum, _frame):
         LOG.info("stopping (signal %d)", signum)
@@ -262,13 +251,8 @@ def setup_logging(verbose: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
-    try:
-        return run(args)
-    except EdgeError as exc:
-        print(f"edge-run: error: {exc}", file=sys.stderr)
-        return EXIT_ERROR
-    except KeyboardInterrupt:
-        return EXIT_INTERRUPTED
+    code, result = run_guarded("edge-run", run, args)
+    return result if code is None else code
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ import pytest
 from edge.audio import SAMPLE_RATE
 from train.evaluate import at_fa_targets, build_streams, count_events, fire_positions, main, sweep, Stream
 
-from .paths import ACTIVATE, DATA
+from .paths import ACTIVATE
 from .tiny import tiny
 
 S = SAMPLE_RATE
@@ -99,3 +99,17 @@ def test_edge_eval_bad_inputs(tmp_path, capsys):
         assert main(args + ["--out", str(tmp_path / "o")]) == 2
         err = capsys.readouterr().err.strip().splitlines()
         assert err[-1].startswith("edge-eval: error:")
+
+
+def test_after_hours_scores_positives_after_continuous_audio(tmp_path, capsys):
+    t = tiny()
+    capsys.readouterr()
+    rc = main([
+        "--model", str(t.tflite), "--positives", str(ACTIVATE / "positives"), "--negatives", str(ACTIVATE / "negatives"),
+        "--after-hours", "0.02", "--out", str(tmp_path / "ev"),
+    ])
+    assert rc == 0
+    after = json.loads((tmp_path / "ev" / "eval.json").read_text())["after_continuous_audio"]
+    assert after["hours_before"] == 0.02
+    assert len(after["word_peak_probability_after"]) == len(after["word_peak_probability_fresh"]) == 14
+    assert "after 0.02 h of continuous audio" in capsys.readouterr().out

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.audio import SAMPLE_RATE
-from edge.errors import DataError, EdgeError, ModelError
+from edge.errors import DataError, ModelError, run_guarded
 from edge.geometry import DEFAULT_GEOMETRY
 
 HIT_AFTER_END_SECONDS = 1.0
@@ -326,11 +326,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the full JSON instead of the summary")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    try:
-        result = evaluate(args)
-    except EdgeError as exc:
-        print(f"edge-eval: error: {exc}", file=sys.stderr)
-        return 2
+    code, result = run_guarded("edge-eval", evaluate, args, resumable=False)
+    if code is not None:
+        return code
     print(json.dumps({k: v for k, v in result.items() if k != "sweep"}, indent=1) if args.json else summary(result))
     return 0
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edge.errors import EdgeError
+from edge.errors import run_guarded
 
 from .dataset import BuildSpec, build
 from .synth import SynthConfig
@@ -71,14 +71,8 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
-    try:
-        return args.func(args)
-    except EdgeError as exc:
-        print(f"edge-synth: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("edge-synth: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    code, result = run_guarded("edge-synth", args.func, args, resumable=True)
+    return result if code is None else code
 
 
 if __name__ == "__main__":

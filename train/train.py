@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.errors import DataError, EdgeError
+from edge.errors import DataError, run_guarded
 from edge.features import MODEL_INPUT_SCALE
 from edge.geometry import DEFAULT_GEOMETRY
 
@@ -239,14 +239,9 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     mc = ModelConfig(filters=args.filters, gru_units=args.units, dropout=args.dropout, learning_rate=args.lr)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed)
-    try:
-        best = train(args.data, args.val, args.out, mc, tc)
-    except EdgeError as exc:
-        print(f"edge-train: error: {exc}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("edge-train: interrupted; run the same command again to resume", file=sys.stderr)
-        return 130
+    code, best = run_guarded("edge-train", train, args.data, args.val, args.out, mc, tc, resumable=True)
+    if code is not None:
+        return code
     print(f"best model: {best}")
     return 0
 

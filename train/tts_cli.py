@@ -16,6 +16,7 @@ apart before the word ends.
 from __future__ import annotations
 
 import argparse
+import os
 from pathlib import Path
 
 from .phonetic import containing_words, ordinary_phrases, similar_words
@@ -40,7 +41,7 @@ def hard_negative_words(word: str, n: int = HARD_NEGATIVE_WORDS) -> list[str]:
 
 def run_tts(args: argparse.Namespace) -> int:
     out = Path(args.out)
-    workers = args.workers or None
+    workers = args.workers or os.cpu_count()
     generate_clips([args.word], args.positives, out / "positives", seed=args.seed, workers=workers)
     hard = hard_negative_words(args.word)
     per_hard = max(args.negatives // len(hard), 1)

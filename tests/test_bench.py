@@ -1,0 +1,26 @@
+"""edge-bench measures (it asserts no speed): every engine reports figures from a real run."""
+
+import json
+
+from edge.bench import main
+
+from .tiny import tiny
+
+
+def test_bench_reports_all_engines(capsys):
+    t = tiny()
+    capsys.readouterr()
+    assert main(["--seconds", "20", "--model", str(t.tflite), "--json"]) == 0
+    rows = {r["engine"]: r for r in json.loads(capsys.readouterr().out)}
+    assert set(rows) == {"trigger-edge", "pymicro-wakeword", "pyopen-wakeword"}
+    ours = rows["trigger-edge"]
+    assert ours["audio_seconds"] == 20.0
+    assert ours["cpu_seconds"] > 0 and ours["rtf"] > 0 and ours["peak_rss_mb"] > 0
+    assert ours["chunk_ms_p99"] >= ours["chunk_ms_median"] > 0
+    for peer in ("pymicro-wakeword", "pyopen-wakeword"):
+        assert "error" in rows[peer] or rows[peer]["rtf"] > 0
+
+
+def test_bench_without_audio_is_a_clear_error(tmp_path, capsys):
+    assert main(["--seconds", "1", "--input", str(tmp_path / "missing.wav")]) == 2
+    assert "no such audio file" in capsys.readouterr().err
