@@ -104,6 +104,28 @@ def _make_engine(name: str, model: str | None):
     raise EdgeError(f"unknown engine {name}")
 
 
+INVOKE_STEPS = 10_000
+US_PER_NS = 1e-3
+
+
+def invoke_times(model_path: str | None, steps: int = INVOKE_STEPS) -> dict:
+    """Median / p99 of one model step alone (interpreter invoke with its state I/O), one thread."""
+    from .model import StreamingModel
+
+    model = StreamingModel(model_path, num_threads=1)
+    md = model.metadata
+    rng = np.random.default_rng(0)
+    frames = rng.integers(0, 600, size=(md.conv_state_frames + steps * md.stride_frames, md.channels)).astype(np.uint16)
+    model.process(frames[: md.conv_state_frames])
+    times = np.empty(steps)
+    for i in range(steps):
+        chunk = frames[md.conv_state_frames + i * md.stride_frames : md.conv_state_frames + (i + 1) * md.stride_frames]
+        t0 = time.perf_counter_ns()
+        model.process(chunk)
+        times[i] = time.perf_counter_ns() - t0
+    return {"step_us_median": round(float(np.median(times)) * US_PER_NS, 1), "step_us_p99": round(float(np.percentile(times, 99)) * US_PER_NS, 1)}
+
+
 def worker(name: str, raw: Path, model: str | None) -> dict:
     """Run one engine over the raw file in this process; returns its figures."""
     _pin_one_core()
@@ -122,7 +144,9 @@ def worker(name: str, raw: Path, model: str | None) -> dict:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     audio_seconds = samples / SAMPLE_RATE
     lat = np.asarray(latencies) / NS_PER_MS
+    extra = invoke_times(model) if name == "trigger-edge" else {}
     return {
+        **extra,
         "engine": name,
         "audio_seconds": round(audio_seconds, 1),
         "cpu_seconds": round(cpu, 2),
@@ -155,6 +179,9 @@ def table(rows: list[dict]) -> str:
             lines.append(
                 f"{r['engine']:18} {r['rtf']:12.5f} {r['chunk_ms_median']:12.4f} {r['chunk_ms_p99']:8.3f} {r['peak_rss_mb']:12.1f} {r['detections']:10d}"
             )
+    for r in rows:
+        if "step_us_median" in r:
+            lines.append(f"{r['engine']}: model step alone (10k steps, 1 thread): median {r['step_us_median']} us, p99 {r['step_us_p99']} us")
     return "\n".join(lines)
 
 

@@ -17,6 +17,7 @@ def test_bench_reports_all_engines(capsys):
     assert ours["audio_seconds"] == 20.0
     assert ours["cpu_seconds"] > 0 and ours["rtf"] > 0 and ours["peak_rss_mb"] > 0
     assert ours["chunk_ms_p99"] >= ours["chunk_ms_median"] > 0
+    assert ours["step_us_p99"] >= ours["step_us_median"] > 0
     for peer in ("pymicro-wakeword", "pyopen-wakeword"):
         assert "error" in rows[peer] or rows[peer]["rtf"] > 0
 
