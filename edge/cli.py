@@ -11,6 +11,7 @@ the loop cleanly (pins off, streams closed).
 from __future__ import annotations
 
 import argparse
+import bisect
 import json
 import logging
 import signal
@@ -111,8 +112,9 @@ class DetectionHandler:
 class Runner:
     """State of one run: the pipeline, the audio source and the verbose score meter."""
 
-    def __init__(self, pipeline, source, handler: DetectionHandler, verbose: bool = False) -> None:
+    def __init__(self, pipeline, source, handler: DetectionHandler, verbose: bool = False, keep_trace: bool = False) -> None:
         self.pipeline = pipeline
+        self.keep_trace = keep_trace
         self.source = source
         self.handler = handler
         self.verbose = verbose
@@ -130,14 +132,18 @@ class Runner:
                 self._meter()
 
     def _meter(self) -> None:
+        """Log the highest score of each finished second (trace entries are dropped after
+        use unless the whole trace is kept for --plot)."""
         trace = self.pipeline.trace
         rate = self.pipeline.frontend.config.sample_rate
         while trace is not None and trace.samples and trace.samples[-1] - self._second_start >= rate:
-            window = [p for s, p in zip(trace.samples, trace.probabilities) if self._second_start <= s < self._second_start + rate]
-            LOG.info("t=%6.1f s max score %.3f", self._second_start / rate, max(window, default=0.0))
-            self._second_start += rate
-            if not self.handler.json_lines and len(trace.samples) > 4 * rate:
-                del trace.samples[: -rate], trace.probabilities[: -rate]
+            end = self._second_start + rate
+            first = bisect.bisect_left(trace.samples, self._second_start)
+            last = bisect.bisect_left(trace.samples, end)
+            LOG.info("t=%6.1f s max score %.3f", self._second_start / rate, max(trace.probabilities[first:last], default=0.0))
+            if not self.keep_trace:
+                del trace.samples[:last], trace.probabilities[:last]
+            self._second_start = end
 
 
 def open_source(args: argparse.Namespace, config):
@@ -208,7 +214,7 @@ def run(args: argparse.Namespace) -> int:
         dispatcher = ActionDispatcher(actions, queue_size=FILE_ACTION_QUEUE) if from_file else ActionDispatcher(actions)
     handler = DetectionHandler(json_lines=args.json, dispatcher=dispatcher)
     source = open_source(args, config)
-    runner = Runner(pipeline, source, handler, verbose=args.verbose)
+    runner = Runner(pipeline, source, handler, verbose=args.verbose, keep_trace=bool(args.plot))
     _install_signals(runner)
     try:
         runner.run()

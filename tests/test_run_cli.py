@@ -96,3 +96,13 @@ def test_runtime_imports_without_tensorflow():
     code = "import sys, edge.cli, edge.pipeline, edge.model, edge.mic, edge.actions; assert 'tensorflow' not in sys.modules; print('ok')"
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.stdout.strip() == "ok", res.stderr
+
+
+def test_verbose_logs_one_score_line_per_second(t, capsys, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="edge-run")
+    rc, _, _ = run_cli(["--model", str(t.tflite), "--input", str(CLIP), "--verbose"], capsys)
+    seconds = [r.getMessage() for r in caplog.records if "max score" in r.getMessage()]
+    assert rc == 0 and len(seconds) == 9  # 10 s clip: the 10th second is not complete at the last step
+    assert seconds[0].startswith("t=   0.0 s") and seconds[-1].startswith("t=   8.0 s")

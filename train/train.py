@@ -73,7 +73,6 @@ class Batches:
         self.shuffle = shuffle
         self.frames = clip_frames(feats.shape[1])
         self.epoch = 0
-        self._order = np.arange(len(feats))
         self._plan = self._make_plan()
 
     def _make_plan(self) -> list[np.ndarray]:
@@ -105,9 +104,13 @@ class Batches:
         w = np.where(y[..., 0] > 0, self.config.positive_weight, 1.0).astype(np.float32)
         return x, y, w
 
-    def on_epoch_end(self) -> None:
-        self.epoch += 1
+    def start_epoch(self, epoch: int) -> None:
+        """Jump to the shuffle of ``epoch`` (used when resuming)."""
+        self.epoch = epoch
         self._plan = self._make_plan()
+
+    def on_epoch_end(self) -> None:
+        self.start_epoch(self.epoch + 1)
 
 
 def run_epoch(model, batches: Batches, training: bool, log=None) -> float:
@@ -149,8 +152,7 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
         model = build_model(model_config)
         state = {"epoch": 0, "best": None, "wait": 0, "history": {"loss": [], "val_loss": []}, "seconds_per_epoch": []}
     train_b = Batches(feats, labels, config, shuffle=True)
-    train_b.epoch = state["epoch"]
-    train_b._plan = train_b._make_plan()
+    train_b.start_epoch(state["epoch"])
     val_b = Batches(vfeats, vlabels, config, shuffle=False)
     meta = {
         "model": model_config.to_dict(),
