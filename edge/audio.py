@@ -37,6 +37,8 @@ def convert(samples: np.ndarray, rate: int, name: str = "<audio>") -> np.ndarray
             f"{name}: sample rate {rate} Hz is outside {MIN_INPUT_RATE}-{MAX_INPUT_RATE} Hz"
         )
     data = np.asarray(samples)
+    if rate == SAMPLE_RATE and data.dtype == np.int16 and data.ndim == 1:
+        return data  # already 16 kHz mono int16: bit-exact, no work
     if data.dtype.kind in "iu":
         data = data.astype(np.float64) / float(np.iinfo(data.dtype).max + 1)
     data = data.astype(np.float64)
@@ -44,8 +46,6 @@ def convert(samples: np.ndarray, rate: int, name: str = "<audio>") -> np.ndarray
         data = data.mean(axis=1)
     if data.ndim != 1:
         raise AudioFormatError(f"{name}: expected mono or multi-channel audio, got shape {data.shape}")
-    if rate == SAMPLE_RATE and np.asarray(samples).dtype == np.int16 and np.asarray(samples).ndim == 1:
-        return np.asarray(samples, dtype=np.int16)
     return to_int16(resample(data, rate))
 
 
