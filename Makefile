@@ -1,7 +1,23 @@
 # trigger-edge -- top-level make targets. Other parts of the project add theirs.
 PYTHON ?= .venv/bin/python
 
-.PHONY: deploy-test deploy-test-fast deploy-deps deploy-bundle
+.PHONY: demo test model bench deploy-test deploy-test-fast deploy-deps deploy-bundle
+
+# README command 1: the shipped model on the example recordings.
+demo:
+	bash scripts/demo.sh
+
+# README command 2: install everything and run the tests (what CI runs).
+test:
+	bash .ci/run
+
+# Rebuild the default "activate" model from ../shared data and offline TTS (hours on 2 cores).
+model:
+	PATH="$(CURDIR)/.venv/bin:$$PATH" COUNT=8000 EPOCHS=20 bash scripts/make_activate_model.sh
+
+# CPU / latency / memory of the runner next to pymicro-wakeword and pyopen-wakeword.
+bench:
+	.venv/bin/edge-bench
 
 # All deploy/ checks, including the real install of deploy/install.sh into a
 # temporary prefix (slow: builds a venv from PyPI or the pip cache).
