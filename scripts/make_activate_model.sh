@@ -6,8 +6,8 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 shared="${SHARED:-$here/../shared}/data"
 work="${1:-$here/../data/activate-model}"
-count="${COUNT:-6000}"
-epochs="${EPOCHS:-16}"
+count="${COUNT:-8000}"
+epochs="${EPOCHS:-20}"
 mkdir -p "$work"
 py="${PYTHON:-python}"
 
