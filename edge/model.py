@@ -163,11 +163,9 @@ class StreamingModel:
 
     def __init__(self, path: str | Path | None = None, frontend: FrontendConfig = DEFAULT_FRONTEND, num_threads: int = 1) -> None:
         self.path = Path(path) if path is not None else default_model_path()
-        if not self.path.is_file():
-            raise ModelError(f"{self.path}: model file not found")
+        content = read_model_bytes(self.path)
         self.metadata = load_metadata(self.path)
         self.metadata.check_frontend(frontend, str(self.path))
-        content = read_model_bytes(self.path)
         cls, self.backend = interpreter_class()
         try:
             self._interp = cls(model_content=content, num_threads=num_threads)

@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.audio import SAMPLE_RATE
+from edge.detector import Detector, DetectorConfig
 from edge.errors import DataError, ModelError, run_guarded
 from edge.geometry import DEFAULT_GEOMETRY
 
@@ -50,15 +51,16 @@ class Stream:
 
 
 def fire_positions(step_samples: np.ndarray, probs: np.ndarray, threshold: float, refractory_samples: int) -> np.ndarray:
-    """Sample positions where a thresholded detector with a refractory period fires."""
-    above = np.flatnonzero(probs >= threshold)
+    """Sample positions where the device's ``Detector`` (no smoothing) fires.
+
+    Only steps at or above the threshold are fed to it: with no smoothing, the others can
+    neither fire nor change its state, so the result is the same and a sweep stays fast.
+    """
+    detector = Detector(DetectorConfig(threshold=threshold, refractory_seconds=refractory_samples / SAMPLE_RATE))
     fired = []
-    last = None
-    for i in above:
-        s = int(step_samples[i])
-        if last is None or s - last >= refractory_samples:
-            fired.append(s)
-            last = s
+    for i in np.flatnonzero(probs >= threshold):
+        if detector.process(float(probs[i]), int(step_samples[i])) is not None:
+            fired.append(int(step_samples[i]))
     return np.asarray(fired, dtype=np.int64)
 
 
