@@ -878,6 +878,10 @@ class ActionDispatcher:
                 action.close()
             except Exception as exc:  # closing must not hide the others
                 logger.warning("%s: close failed: %s", action.name, _short(exc))
+        for name, stats in self.stats.items():
+            logger.info(
+                "%s: %d done, %d failed, %d retried, %d dropped", name, stats.done, stats.failed, stats.retried, stats.dropped
+            )
 
     def __enter__(self) -> ActionDispatcher:
         return self

@@ -1,6 +1,7 @@
 """Data synthesis: the assignment's overlap and label rules (ported), reproducibility, manifest, bad inputs."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -71,10 +72,57 @@ def test_examples_are_labelled_after_each_positive(synth):
         for e in positives:
             insert_ones(expected, e["end"])
         assert np.array_equal(ex.labels, expected)
-        segs = [(e["start"], e["end"] - 1) for e in ex.record["events"]]
+        spans = [e.get("span", [e["start"], e["end"]]) for e in ex.record["events"]]
+        segs = [(start, end - 1) for start, end in spans]
         for k, seg in enumerate(segs):
             assert not is_overlapping(seg, segs[:k] + segs[k + 1 :])
         assert len(positives) <= 4 and len(ex.record["events"]) - len(positives) <= 2
+
+
+def test_words_inside_a_sentence_are_labelled_where_the_word_ends(synth):
+    cfg = SynthConfig(lead_in_prob=1.0, trail_prob=1.0, context_gap_ms=(50.0, 50.0), snr_db=(30.0, 30.0))
+    sentence = ExampleSynth(synth.positives, synth.negatives, synth.backgrounds, synth.rirs, cfg)
+    seen = 0
+    for i in range(12):
+        ex = sentence.make(seed=5, index=i)
+        expected = np.zeros_like(ex.labels)
+        for e in ex.record["events"]:
+            if e["kind"] != "positive":
+                continue
+            seen += 1
+            span_start, span_end = e["span"]
+            assert span_start < e["start"] < e["end"] < span_end
+            assert e["start"] - span_start == e["lead_in"]["samples"] + 50 * 16
+            assert span_end - e["end"] == e["trail"]["samples"] + 50 * 16
+            insert_ones(expected, e["end"])
+            # the speech before the word is really there (louder than the 30 dB-down background)
+            before = ex.audio[span_start : span_start + e["lead_in"]["samples"]].astype(np.float64)
+            word = ex.audio[e["start"] : e["end"]].astype(np.float64)
+            assert np.sqrt(np.mean(before**2)) > 0.1 * np.sqrt(np.mean(word**2))
+        assert np.array_equal(ex.labels, expected)
+    assert seen >= 12
+
+
+def test_source_shares_set_how_often_each_source_is_drawn():
+    pool = ClipPool.load("positive", [str(ACTIVATE / "positives/coursera__*"), str(ACTIVATE / "positives/ite5th__*@0.5")])
+    ite = np.array(["ite5th__" in p for p in pool.paths])
+    assert 0 < ite.sum() < len(pool) and pool.probabilities[ite].sum() == pytest.approx(0.5)
+    rng = np.random.default_rng(0)
+    draws = np.array([pool.draw(rng) for _ in range(4000)])
+    assert abs(ite[draws].mean() - 0.5) < 0.03
+    plain = ClipPool.load("positive", [str(ACTIVATE / "positives")])
+    assert plain.probabilities is None
+
+
+@pytest.mark.parametrize("spec, message", [
+    ("positives@x", "between 0 and 1"),
+    ("positives@1.5", "not in (0, 1]"),
+    ("positives@1.0", "leave room"),
+])
+def test_bad_source_shares_are_refused(spec, message):
+    specs = [str(ACTIVATE / spec), str(ACTIVATE / "negatives")]
+    with pytest.raises(DataError, match=re.escape(message)):
+        ClipPool.load("positive", specs)
 
 
 def test_same_seed_same_bits_other_seed_differs(synth):

@@ -53,6 +53,20 @@ def in_split(path: Path, split: str, eval_percent: int = 50) -> bool:
     return is_eval if split == "eval" else not is_eval
 
 
+def parse_share(spec: str) -> tuple[str, float | None]:
+    """``SPEC@SHARE``: the fraction (0-1] of draws that go to this source's clips."""
+    head, sep, tail = spec.rpartition("@")
+    if not sep:
+        return spec, None
+    try:
+        share = float(tail)
+    except ValueError:
+        raise DataError(f"{spec}: the part after '@' must be a share between 0 and 1") from None
+    if not 0.0 < share <= 1.0:
+        raise DataError(f"{spec}: share {share} is not in (0, 1]")
+    return head, share
+
+
 def parse_source(spec: str) -> tuple[Path, str]:
     """``DIR`` or ``DIR:train`` / ``DIR:eval`` (a deterministic half of the files)."""
     head, sep, tail = spec.rpartition(":")
@@ -61,25 +75,57 @@ def parse_source(spec: str) -> tuple[Path, str]:
     return Path(spec), "all"
 
 
+def share_probabilities(groups: list[tuple[int, float | None]], kind: str) -> np.ndarray | None:
+    """Per-clip draw probabilities for sources of (clip count, share or None)."""
+    if all(share is None for _, share in groups):
+        return None
+    fixed = sum(share for n, share in groups if share is not None and n)
+    rest = sum(n for n, share in groups if share is None)
+    if fixed > 1.0 + 1e-9 or (rest and fixed >= 1.0 - 1e-9):
+        raise DataError(f"{kind} shares add up to {fixed:g}; they must leave room for the other sources")
+    probs = []
+    for n, share in groups:
+        if not n:
+            continue
+        group_total = share if share is not None else (1.0 - fixed) * n / rest
+        probs.extend([group_total / n] * n)
+    p = np.asarray(probs, dtype=np.float64)
+    return p / p.sum()
+
+
 @dataclass
 class ClipPool:
-    """Named clips loaded into memory."""
+    """Named clips loaded into memory.
+
+    ``probabilities`` is None when every clip is equally likely; a source given as
+    ``DIR@SHARE`` gets that share of the draws, the other sources split the rest by size.
+    """
 
     kind: str
     paths: list[str]
     clips: list[np.ndarray]
+    probabilities: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.clips)
+
+    def draw(self, rng: np.random.Generator) -> int:
+        """Index of a random clip (uniform, or by the sources' shares)."""
+        if self.probabilities is None:
+            return int(rng.integers(len(self.clips)))
+        return int(rng.choice(len(self.clips), p=self.probabilities))
 
     @classmethod
     def load(cls, kind: str, specs: list[str], min_samples: int = 1, trim: bool = False) -> "ClipPool":
         paths: list[str] = []
         clips: list[np.ndarray] = []
+        groups: list[tuple[int, float | None]] = []
         if not specs:
             raise DataError(f"no {kind} folders given")
         for spec in specs:
-            folder, split = parse_source(spec)
+            source, share = parse_share(spec)
+            folder, split = parse_source(source)
+            before = len(clips)
             files = [p for p in list_audio(folder) if in_split(p, split)]
             if not files:
                 raise DataError(f"{folder}: no audio files for {kind} (split {split})")
@@ -93,9 +139,10 @@ class ClipPool:
                 if audio.size >= min_samples and np.any(audio):
                     paths.append(str(path))
                     clips.append(audio)
+            groups.append((len(clips) - before, share))
         if not clips:
             raise DataError(f"no usable {kind} clips in {', '.join(specs)}")
-        return cls(kind, paths, clips)
+        return cls(kind, paths, clips, share_probabilities(groups, kind))
 
     def fingerprint(self) -> list[dict]:
         return [

@@ -4,7 +4,9 @@ A background clip (10 s by default) gets 0-4 positive and 0-2 negative clips ins
 random, non-overlapping positions; the output steps strictly after each positive's end are
 labelled 1 for ``StepGeometry.label_steps`` steps (360 ms, like the assignment's 50 of
 1375); loudness is normalised. Beyond the assignment: SNR-controlled mixing, simulated room
-reverberation, speed/pitch change, EQ, gain and clips with no background at all.
+reverberation, speed/pitch change, EQ, gain, clips with no background at all, and words
+said inside a sentence (a piece of other speech just before and/or after the positive,
+which still ends the label window where the word itself ends).
 
 Every example is generated from its own RNG ``default_rng([seed, index])`` so any example
 (and any shard) can be regenerated bit for bit, in any order, on any number of workers.
@@ -42,6 +44,14 @@ class SynthConfig:
     clip_gain_db: tuple[float, float] = (-6.0, 6.0)
     target_dbfs: tuple[float, float] = (-35.0, -15.0)
     silence_noise_dbfs: float = -70.0
+    # Words said inside a sentence: speech right before ("please activate") and after it.
+    lead_in_prob: float = 0.3
+    lead_in_seconds: tuple[float, float] = (0.3, 1.5)
+    trail_prob: float = 0.25
+    trail_seconds: tuple[float, float] = (0.2, 1.0)
+    context_gap_ms: tuple[float, float] = (0.0, 250.0)
+    context_level_db: tuple[float, float] = (-6.0, 3.0)
+    context_fade_ms: float = 20.0
 
     @property
     def clip_samples(self) -> int:
@@ -103,7 +113,7 @@ class ExampleSynth:
         if rng.random() < cfg.no_background_prob:
             level = 10 ** (cfg.silence_noise_dbfs / 20.0)
             return rng.standard_normal(n) * level, {"background": None}
-        idx = int(rng.integers(len(self.backgrounds)))
+        idx = self.backgrounds.draw(rng)
         clip = to_float(self.backgrounds.clips[idx])
         if clip.size < n:
             clip = np.tile(clip, n // clip.size + 1)
@@ -112,7 +122,7 @@ class ExampleSynth:
 
     def prepare_clip(self, pool: ClipPool, rng: np.random.Generator) -> tuple[np.ndarray, dict]:
         cfg = self.config
-        idx = int(rng.integers(len(pool)))
+        idx = pool.draw(rng)
         x = to_float(pool.clips[idx])
         info: dict = {"source": pool.paths[idx]}
         speed = float(rng.uniform(*cfg.speed_range))
@@ -127,6 +137,43 @@ class ExampleSynth:
             x = reverberate(x, self.rirs[r], wet)
             info.update({"rir": r, "reverb_wet": round(wet, 3)})
         return x, info
+
+    def context_piece(self, rng: np.random.Generator, seconds: tuple[float, float], word_rms: float, lead: bool) -> tuple[np.ndarray, dict]:
+        """The end (lead-in) or start (trailing) of a negative clip, faded where it was cut."""
+        cfg = self.config
+        idx = self.negatives.draw(rng)
+        x = to_float(self.negatives.clips[idx])
+        n = min(x.size, int(float(rng.uniform(*seconds)) * SAMPLE_RATE))
+        x = x[x.size - n :] if lead else x[:n]
+        fade = min(n // 2, int(cfg.context_fade_ms * MS))
+        if fade:
+            ramp = np.linspace(0.0, 1.0, fade)
+            if lead:
+                x[:fade] *= ramp
+            else:
+                x[n - fade :] *= ramp[::-1]
+        level_db = float(rng.uniform(*cfg.context_level_db))
+        x = x * (word_rms * 10 ** (level_db / 20.0) / rms(x))
+        return x, {"source": self.negatives.paths[idx], "samples": int(n), "level_db": round(level_db, 2)}
+
+    def with_context(self, word: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, int, int, dict]:
+        """The word with optional speech around it; returns (clip, word start, word end, record)."""
+        cfg = self.config
+        parts: list[np.ndarray] = []
+        info: dict = {}
+        word_rms = rms(word)
+        if rng.random() < cfg.lead_in_prob:
+            lead, info["lead_in"] = self.context_piece(rng, cfg.lead_in_seconds, word_rms, lead=True)
+            parts += [lead, np.zeros(int(float(rng.uniform(*cfg.context_gap_ms)) * MS))]
+        start = sum(p.size for p in parts)
+        parts.append(word)
+        if rng.random() < cfg.trail_prob:
+            trail, info["trail"] = self.context_piece(rng, cfg.trail_seconds, word_rms, lead=False)
+            parts += [np.zeros(int(float(rng.uniform(*cfg.context_gap_ms)) * MS)), trail]
+        clip = np.concatenate(parts)
+        if clip.size >= cfg.clip_samples:  # no room for the sentence: the word alone
+            return word, 0, word.size, {}
+        return clip, start, start + word.size, info
 
     def insert(self, mix: np.ndarray, clip: np.ndarray, level: float, segments: list, rng) -> tuple[int, int] | None:
         if clip.size >= mix.size:
@@ -154,6 +201,10 @@ class ExampleSynth:
         for kind in kinds:
             pool = self.positives if kind == "positive" else self.negatives
             clip, info = self.prepare_clip(pool, rng)
+            word_start, word_end = 0, clip.size
+            if kind == "positive":
+                clip, word_start, word_end, context = self.with_context(clip, rng)
+                info.update(context)
             if bg_rms is not None:
                 snr = float(rng.uniform(*cfg.snr_db))
                 level = bg_rms * 10 ** (snr / 20.0) / rms(clip)
@@ -163,9 +214,11 @@ class ExampleSynth:
             seg = self.insert(mix, clip, level, segments, rng)
             if seg is None:
                 continue
-            info.update({"kind": kind, "start": seg[0], "end": seg[1] + 1})
+            info.update({"kind": kind, "start": seg[0] + word_start, "end": seg[0] + word_end})
+            if (word_start, word_end) != (0, clip.size):
+                info["span"] = [seg[0], seg[1] + 1]
             if kind == "positive":
-                insert_ones(labels, seg[1] + 1, self.geometry)
+                insert_ones(labels, seg[0] + word_end, self.geometry)
             events.append(info)
         target = float(rng.uniform(*cfg.target_dbfs))
         audio = to_int16(normalise(mix, target) * (INT16_SCALE / 32767.0))
