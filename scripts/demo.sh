@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # README command 1: install the runtime (no TensorFlow) into .venv and run the shipped
-# "activate" model over the example recordings: prints detections, writes chimed WAVs and plots.
+# "activate" model over the example recordings: prints detections, writes chimed WAVs and plots,
+# then checks them against the clips' labels (exit status 1 if a word is missed or a detection is false).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 shared="${TRIGGER_EDGE_SHARED:-../shared}"
@@ -13,6 +14,8 @@ for wav in "$shared"/data/activate/dev/*.wav; do
   echo "== $wav"
   .venv/bin/edge-run --input "$wav" --json \
     --chime-out "$out/$name-chime.wav" --chime-sound "$shared/data/activate/chime.wav" \
-    --plot "$out/$name.png"
+    --plot "$out/$name.png" | tee "$out/$name.jsonl"
 done
 echo "chimed WAVs and plots in $out/"
+echo "== against the clips' labels ($shared/data/activate/dev/labels.json)"
+.venv/bin/python scripts/demo_report.py "$shared/data/activate/dev/labels.json" "$out"

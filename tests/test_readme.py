@@ -1,10 +1,12 @@
 """The README's first two commands, command 1 run here, and every edge-run line parses
 (test_readme_commands.py runs every line for real)."""
 
+import json
 import os
 import re
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -49,3 +51,24 @@ def test_readme_command_1_runs_the_shipped_model_on_the_examples(tmp_path):
     assert wavs == sorted(f"{p.stem}-chime.wav" for p in (SHARED / "data" / "activate" / "dev").glob("*.wav"))
     assert all((tmp_path / w.replace("-chime.wav", ".png")).is_file() for w in wavs)
     assert '"model": "activate"' in res.stdout
+    labelled = [k for k in json.loads((SHARED / "data" / "activate" / "dev" / "labels.json").read_text()) if k.endswith(".wav")]
+    verdicts = [l for l in res.stdout.splitlines() if l.endswith(": correct")]
+    assert sorted(l.split(":")[0] for l in verdicts) == sorted(labelled)
+
+
+def test_demo_report_judges_misses_and_false_detections(tmp_path):
+    labels = tmp_path / "labels.json"
+    labels.write_text(json.dumps({"a.wav": [[1.0, 1.5]], "b.wav": [[1.0, 1.5]], "c.wav": []}))
+    (tmp_path / "a.jsonl").write_text('{"time": 2.4}\n')
+    (tmp_path / "b.jsonl").write_text('{"time": 2.6}\n')
+    (tmp_path / "c.jsonl").write_text("")
+    (tmp_path / "d.jsonl").write_text('{"time": 3.0}\n')
+    res = subprocess.run([sys.executable, "scripts/demo_report.py", str(labels), str(tmp_path)], cwd=REPO,
+                         capture_output=True, text=True, timeout=60)
+    assert res.returncode == 1
+    assert res.stdout.splitlines() == [
+        "a.wav: 'activate' said at 1-1.5 s; detected at 2.4 s: correct",
+        "b.wav: 'activate' said at 1-1.5 s; detected at 2.6 s: WRONG: missed the word at 1-1.5 s; false detection at 2.6 s",
+        "c.wav: no 'activate'; no detection: correct",
+        "d.wav: not labelled; detected at 3 s",
+    ]
