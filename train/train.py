@@ -1,6 +1,7 @@
 """edge-train: train the Conv1D + GRU x2 model on synthesized datasets.
 
     edge-train --data data/ds-train --val data/ds-val --out runs/activate [--epochs 30]
+    edge-train --data data/ds-mined --val data/ds-val --out runs/tuned --init runs/activate/model.keras --lr 3e-4
 
 Checkpoints every epoch into ``OUT/checkpoint.keras`` with ``OUT/state.json``; running
 the same command again resumes from the last finished epoch. Early stopping on the
@@ -45,6 +46,8 @@ class TrainConfig:
     """Clips per training sequence, cycled over batches (3 = 30 s sequences)."""
     positive_weight: float = 2.0
     seed: int = 0
+    init: str | None = None
+    """A trained ``.keras`` model of the same shape to start from (fine-tuning)."""
 
 
 def clip_frames(n_frames: int) -> int:
@@ -150,6 +153,9 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
         print(f"edge-train: resuming after epoch {state['epoch']}", file=log)
     else:
         model = build_model(model_config)
+        if config.init:
+            _load_initial_weights(model, config.init)
+            print(f"edge-train: starting from the weights of {config.init}", file=log)
         state = {"epoch": 0, "best": None, "wait": 0, "history": {"loss": [], "val_loss": []}, "seconds_per_epoch": []}
     train_b = Batches(feats, labels, config, shuffle=True)
     train_b.start_epoch(state["epoch"])
@@ -192,6 +198,21 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
     state["finished"] = True
     state_path.write_text(json.dumps(state, indent=1))
     return out_dir / BEST
+
+
+def _load_initial_weights(model, path: str) -> None:
+    import keras
+
+    if not Path(path).is_file():
+        raise DataError(f"--init {path}: no such model file")
+    try:
+        source = keras.models.load_model(path, compile=False)
+    except Exception as exc:  # Keras raises many types for a bad file
+        raise DataError(f"--init {path}: not a readable Keras model ({type(exc).__name__})") from None
+    mine, theirs = [w.shape for w in model.get_weights()], [w.shape for w in source.get_weights()]
+    if mine != theirs:
+        raise DataError(f"--init {path}: its layers differ from the model being trained (check --filters/--units)")
+    model.set_weights(source.get_weights())
 
 
 def _log_epoch(out_dir: Path, state: dict, log) -> None:
@@ -237,10 +258,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--units", type=int, default=ModelConfig.gru_units)
     p.add_argument("--dropout", type=float, default=ModelConfig.dropout)
     p.add_argument("--lr", type=float, default=ModelConfig.learning_rate)
+    p.add_argument("--init", metavar="MODEL.keras", help="start from this trained model's weights (fine-tuning)")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     mc = ModelConfig(filters=args.filters, gru_units=args.units, dropout=args.dropout, learning_rate=args.lr)
-    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed)
+    tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed,
+                     init=args.init)
     code, best = run_guarded("edge-train", train, args.data, args.val, args.out, mc, tc, resumable=True)
     if code is not None:
         return code
