@@ -35,7 +35,7 @@ edge-train --data "$work/ds-train" --val "$work/ds-val" --out "$work/run" --epoc
 
 echo "== 4/5 conversion to int8 streaming TFLite"
 edge-convert --model "$work/run/model.keras" --data "$work/ds-train" --check "$work/ds-val" \
-  --out "$work/activate.tflite" --word activate --threshold "${THRESHOLD:-0.95}" --refractory 2.0
+  --out "$work/activate.tflite" --word activate --threshold "${THRESHOLD:-0.985}" --refractory 2.0
 
 echo "== 5/5 evaluation on held-out real recordings and negative audio"
 edge-eval --model "$work/activate.tflite" --positives "$shared/activate/positives/ite5th__*" \

@@ -58,7 +58,5 @@ def test_my_audio_clip_fires_only_near_the_candidate_words(model):
     assert not stray, f"false detections at {stray}"
 
 
-@pytest.mark.xfail(strict=True, reason="known miss, see models/README.md: the shipped model peaks at 0.2 near 6.3 s "
-                   "and fires on the 'uncertain' word ending near 3.1 s instead")
 def test_my_audio_clip_detects_the_word_ending_near_6_3_s(model):
     assert _near(detections(model, "coursera__my_audio.wav"), MY_AUDIO_SURE_END_S)

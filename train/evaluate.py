@@ -294,12 +294,16 @@ def evaluate(args: argparse.Namespace, log=None) -> dict:
     return result
 
 
+def _seconds(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:.2f} s"
+
+
 def summary(result: dict) -> str:
     lines = [f"model {result['model']}: {result['positives']} positives, {result['negative_hours']:.2f} h negatives"]
     d = result["at_model_threshold"]
     lines.append(
-        f"  at model threshold {d['threshold']:.2f}: FRR {d['frr']:.1%}, {d['fa_per_hour']:.2f} FA/h, "
-        f"latency median {d['latency_median_s']} s p90 {d['latency_p90_s']} s"
+        f"  at model threshold {d['threshold']:.3f}: FRR {d['frr']:.1%}, {d['fa_per_hour']:.2f} FA/h, "
+        f"latency median {_seconds(d['latency_median_s'])} p90 {_seconds(d['latency_p90_s'])}"
     )
     for target, row in result["frr_at_fa_per_hour"].items():
         if row is None:
