@@ -22,6 +22,7 @@ import numpy as np
 
 from .detector import Detection
 from .errors import ConfigError, run_guarded
+from .sdnotify import Notifier
 
 LOG = logging.getLogger("edge-run")
 CHIME_GAIN = 0.6
@@ -112,8 +113,11 @@ class DetectionHandler:
 class Runner:
     """State of one run: the pipeline, the audio source and the verbose score meter."""
 
-    def __init__(self, pipeline, source, handler: DetectionHandler, verbose: bool = False, keep_trace: bool = False) -> None:
+    def __init__(
+        self, pipeline, source, handler: DetectionHandler, verbose: bool = False, keep_trace: bool = False, notifier=None
+    ) -> None:
         self.pipeline = pipeline
+        self.notifier = notifier
         self.keep_trace = keep_trace
         self.source = source
         self.handler = handler
@@ -128,6 +132,8 @@ class Runner:
         for chunk in self.source:
             for detection in self.pipeline.process(chunk):
                 self.handler.handle(detection)
+            if self.notifier is not None:
+                self.notifier.alive(self.pipeline.samples_seen)
             if self.verbose:
                 self._meter()
 
@@ -146,7 +152,7 @@ class Runner:
             self._second_start = end
 
 
-def open_source(args: argparse.Namespace, config):
+def open_source(args: argparse.Namespace, config, notifier=None):
     from .mic import FileSource, MicConfig, MicrophoneSource, StdinSource
 
     if args.input == "-":
@@ -154,7 +160,7 @@ def open_source(args: argparse.Namespace, config):
     if args.input:
         return FileSource(args.input)
     device = config.audio.device if config.audio is not None else None
-    return MicrophoneSource(MicConfig(device=device))
+    return MicrophoneSource(MicConfig(device=device), on_wait=notifier.waiting if notifier is not None else None)
 
 
 def write_chime_output(path: str, audio: np.ndarray, detections: list[Detection], chime: np.ndarray) -> None:
@@ -213,14 +219,17 @@ def run(args: argparse.Namespace) -> int:
     if actions:
         dispatcher = ActionDispatcher(actions, queue_size=FILE_ACTION_QUEUE) if from_file else ActionDispatcher(actions)
     handler = DetectionHandler(json_lines=args.json, dispatcher=dispatcher)
-    source = open_source(args, config)
-    runner = Runner(pipeline, source, handler, verbose=args.verbose, keep_trace=bool(args.plot))
+    notifier = Notifier()
+    source = open_source(args, config, notifier)
+    runner = Runner(pipeline, source, handler, verbose=args.verbose, keep_trace=bool(args.plot), notifier=notifier)
     _install_signals(runner)
+    notifier.ready(f"listening for {model.name!r}")
     try:
         runner.run()
         if dispatcher is not None and from_file:
             dispatcher.wait_idle(FILE_ACTION_DRAIN_SECONDS)
     finally:
+        notifier.stopping()
         source.close()
         if dispatcher is not None:
             dispatcher.close()

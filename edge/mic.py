@@ -192,10 +192,16 @@ class MicrophoneSource(AudioSource):
     an unknown device; after that every failure is logged and retried forever.
     """
 
-    def __init__(self, config: MicConfig | None = None, pyaudio_factory: Callable[[], Any] | None = None) -> None:
+    def __init__(
+        self,
+        config: MicConfig | None = None,
+        pyaudio_factory: Callable[[], Any] | None = None,
+        on_wait: Callable[[], None] | None = None,
+    ) -> None:
         super().__init__()
         self.config = config or MicConfig()
         self._factory = pyaudio_factory
+        self._on_wait = on_wait  # called before every reopen wait (the systemd watchdog's "still alive")
         self._pa: Any = None
         self._stream: Any = None
         self._resampler: Any = None
@@ -308,6 +314,8 @@ class MicrophoneSource(AudioSource):
 
     def _reopen(self) -> None:
         for delay in backoff_delays(self.config.backoff_seconds, self.config.backoff_max_seconds):
+            if self._on_wait is not None:
+                self._on_wait()
             if self._sleep(delay):
                 return
             try:
