@@ -94,7 +94,7 @@ def test_finetune_run_says_where_it_started(t, tmp_path, capsys):
     assert meta["train"]["init"] == str(t.keras)
 
 
-@pytest.mark.parametrize("units, message", [("32", "its layers differ"), (None, "no such model file")])
+@pytest.mark.parametrize("units, message", [("32", "its layers differ"), (None, "Keras model not found")])
 def test_init_with_the_wrong_model_is_one_line(t, tmp_path, capsys, units, message):
     from train.train import main
 

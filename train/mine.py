@@ -18,7 +18,7 @@ import argparse
 import json
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -87,7 +87,7 @@ def mine(model_path: str, negatives: list[str], out: str, config: MineConfig, lo
                 file=log,
                 flush=True,
             )
-    manifest = {"model": str(model_path), "negatives": list(negatives), "config": config.__dict__, "hours": round(seconds / 3600, 3),
+    manifest = {"model": str(model_path), "negatives": list(negatives), "config": asdict(config), "hours": round(seconds / 3600, 3),
                 "clips": found}
     (folder / MANIFEST).write_text(json.dumps(manifest, indent=1))
     return found

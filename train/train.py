@@ -201,14 +201,9 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
 
 
 def _load_initial_weights(model, path: str) -> None:
-    import keras
+    from convert.convert import load_keras
 
-    if not Path(path).is_file():
-        raise DataError(f"--init {path}: no such model file")
-    try:
-        source = keras.models.load_model(path, compile=False)
-    except Exception as exc:  # Keras raises many types for a bad file
-        raise DataError(f"--init {path}: not a readable Keras model ({type(exc).__name__})") from None
+    source = load_keras(path)
     mine, theirs = [w.shape for w in model.get_weights()], [w.shape for w in source.get_weights()]
     if mine != theirs:
         raise DataError(f"--init {path}: its layers differ from the model being trained (check --filters/--units)")
