@@ -14,7 +14,6 @@ import argparse
 import bisect
 import json
 import logging
-import signal
 import sys
 from dataclasses import dataclass, field
 
@@ -23,6 +22,7 @@ import numpy as np
 from .detector import Detection
 from .errors import ConfigError, run_guarded
 from .sdnotify import Notifier
+from .signals import Interrupted, handling
 
 LOG = logging.getLogger("edge-run")
 CHIME_GAIN = 0.6
@@ -128,6 +128,14 @@ class Runner:
     def stop(self) -> None:
         self.source.stop()
 
+    def on_signal(self, signum: int, _frame) -> None:
+        """SIGINT/SIGTERM handler, installed only while the loop runs: stop the source and
+        leave the loop at once, even from a blocking read (a stalled pipe, a hung
+        microphone); ``run`` then closes everything (pins off, streams closed) and exits 0."""
+        LOG.info("stopping (signal %d)", signum)
+        self.stop()
+        raise Interrupted(signum)
+
     def run(self) -> None:
         for chunk in self.source:
             for detection in self.pipeline.process(chunk):
@@ -222,17 +230,26 @@ def run(args: argparse.Namespace) -> int:
     notifier = Notifier()
     source = open_source(args, config, notifier)
     runner = Runner(pipeline, source, handler, verbose=args.verbose, keep_trace=bool(args.plot), notifier=notifier)
-    _install_signals(runner)
-    notifier.ready(f"listening for {model.name!r}")
+    stopped = False
     try:
-        runner.run()
-        if dispatcher is not None and from_file:
-            dispatcher.wait_idle(FILE_ACTION_DRAIN_SECONDS)
+        with handling(runner.on_signal):
+            notifier.ready(f"listening for {model.name!r}")
+            if not from_file or args.input == "-":
+                LOG.info("listening for %r; stop with Ctrl-C", model.name)
+            runner.run()
+            if dispatcher is not None and from_file:
+                dispatcher.wait_idle(FILE_ACTION_DRAIN_SECONDS)
+    except Interrupted:
+        stopped = True  # a requested stop is a clean exit (systemd's stop included)
     finally:
         notifier.stopping()
         source.close()
         if dispatcher is not None:
             dispatcher.close()
+    if stopped:
+        if args.chime_out or args.plot:
+            LOG.info("stopped early: --chime-out / --plot not written")
+        return 0
     if args.input and args.input != "-":
         LOG.info("%d detection(s) in %s", len(handler.detections), args.input)
         if args.chime_out or args.plot:
@@ -248,15 +265,6 @@ def run(args: argparse.Namespace) -> int:
                 plot_trace(args.plot, audio, pipeline.trace, handler.detections, det_config.threshold, model.name)
                 LOG.info("wrote %s", args.plot)
     return 0
-
-
-def _install_signals(runner: Runner) -> None:
-    def stop(signum, _frame):
-        LOG.info("stopping (signal %d)", signum)
-        runner.stop()
-
-    signal.signal(signal.SIGTERM, stop)
-    signal.signal(signal.SIGINT, stop)
 
 
 def setup_logging(verbose: bool) -> None:

@@ -36,24 +36,28 @@ class DataError(EdgeError, ValueError):
 
 EXIT_ERROR = 2
 """Exit status of every command for an ``EdgeError`` (bad input, missing file ...)."""
-EXIT_INTERRUPTED = 130
 
 
 def run_guarded(prog: str, func, *args, resumable: bool = False):
     """Call ``func(*args)`` for a command-line tool.
 
-    Returns ``(None, result)`` on success; ``(EXIT_ERROR, None)`` after printing one line
-    ``prog: error: ...`` for an ``EdgeError``; ``(EXIT_INTERRUPTED, None)`` on Ctrl-C
-    (with a hint to re-run when the job is ``resumable``). Never a traceback for these.
+    While ``func`` runs, SIGINT and SIGTERM raise ``Interrupted`` (the previous handlers
+    come back afterwards, see ``edge.signals``). Returns ``(None, result)`` on success;
+    ``(EXIT_ERROR, None)`` after printing one line ``prog: error: ...`` for an
+    ``EdgeError``; ``(128 + signal, None)`` on Ctrl-C or SIGTERM (with a hint to re-run
+    when the job is ``resumable``). Never a traceback for these.
     """
     import sys
 
+    from .signals import exit_status, interruptible
+
     try:
-        return None, func(*args)
+        with interruptible():
+            return None, func(*args)
     except EdgeError as exc:
         print(f"{prog}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR, None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         hint = "; run the same command again to resume" if resumable else ""
         print(f"{prog}: interrupted{hint}", file=sys.stderr)
-        return EXIT_INTERRUPTED, None
+        return exit_status(exc), None

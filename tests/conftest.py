@@ -1,12 +1,24 @@
-"""Shared fixtures: a real MQTT broker, real HTTP servers, a fake ALSA sound card.
+"""Shared fixtures: a real MQTT broker, real HTTP servers, a fake ALSA sound card; and the
+guards that make a hang fail fast.
 
 Nothing here mocks the code under test: mosquitto, http.server and ALSA's file plugin are
 the real things, started on 127.0.0.1 / in a temp dir and stopped after each test.
+
+Hangs: every test has a pytest-timeout limit (``timeout`` in pyproject.toml; tests marked
+``slow`` get ``SLOW_TEST_TIMEOUT_SECONDS`` unless they set their own). Shortly before the
+limit, ``faulthandler`` writes the tracebacks of all threads to stderr; at the limit the
+test fails (signal method: the session goes on). Worker processes a test leaves behind are
+killed after it and fail it, so a stuck pool can never keep pytest from exiting. SIGUSR1
+(what ``.ci/run``'s outer ``timeout`` sends) dumps all threads too.
 """
 
 from __future__ import annotations
 
+import faulthandler
+import multiprocessing
 import os
+import signal
+import sys
 import socket
 import subprocess
 import threading
@@ -40,6 +52,45 @@ def wait_for_port(port: int, timeout: float = START_TIMEOUT_SECONDS) -> bool:
         except OSError:
             time.sleep(POLL_SECONDS)
     return False
+
+
+SLOW_TEST_TIMEOUT_SECONDS = 900
+FAULTHANDLER_LEAD_SECONDS = 5
+FAULTHANDLER_EARLIEST = 0.8
+"""Tracebacks are dumped this long before a test's timeout fails it (for short limits: at
+this fraction of the limit)."""
+
+faulthandler.register(signal.SIGUSR1, file=sys.stderr, all_threads=True)
+
+
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if item.get_closest_marker("slow") and not item.get_closest_marker("timeout"):
+            item.add_marker(pytest.mark.timeout(SLOW_TEST_TIMEOUT_SECONDS))
+
+
+def _timeout_of(item) -> float:
+    marker = item.get_closest_marker("timeout")
+    if marker is not None and marker.args:
+        return float(marker.args[0])
+    return float(item.config.getini("timeout") or 0)
+
+
+@pytest.fixture(autouse=True)
+def hang_guard(request):
+    """All-thread tracebacks just before the timeout; no worker process outlives its test."""
+    limit = _timeout_of(request.node)
+    if limit > 0:
+        faulthandler.dump_traceback_later(max(limit - FAULTHANDLER_LEAD_SECONDS, limit * FAULTHANDLER_EARLIEST), file=sys.stderr)
+    before = set(multiprocessing.active_children())
+    yield
+    faulthandler.cancel_dump_traceback_later()
+    stray = set(multiprocessing.active_children()) - before
+    for child in stray:
+        child.kill()
+        child.join(START_TIMEOUT_SECONDS)
+    if stray:
+        pytest.fail(f"{len(stray)} worker process(es) still running after the test: {sorted(c.name for c in stray)}")
 
 
 # --- MQTT -----------------------------------------------------------------------------------

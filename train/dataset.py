@@ -19,7 +19,6 @@ import json
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from edge.features import compute_features
 from .augment import make_rir_bank
 from .sources import ClipPool
 from .synth import ExampleSynth, SynthConfig
+from .workers import worker_pool
 
 FORMAT_VERSION = 1
 DATASET_FILE = "dataset.json"
@@ -131,7 +131,7 @@ def build(spec: BuildSpec, progress=None) -> Path:
     started = time.monotonic()
     _report(progress, done, spec.count, started, done)
     if todo:
-        with ProcessPoolExecutor(workers, initializer=_init_worker, initargs=(spec,)) as pool:
+        with worker_pool(workers, _init_worker, (spec,)) as pool:
             built = 0
             for n in pool.map(_build_shard, [spec] * len(todo), todo):
                 built += n

@@ -59,7 +59,8 @@ from typing import Iterable, Sequence
 import numpy as np
 
 from edge.audio import SAMPLE_RATE, convert
-from edge.errors import DataError
+from edge.errors import DataError, run_guarded
+from edge.progress import Progress
 
 ENGINES = ("piper", "kokoro", "flite", "festival", "espeak-ng")
 """Every engine this module knows, most natural first."""
@@ -651,6 +652,8 @@ def generate_clips(texts: Sequence[str], n_per_text: int, out_dir: Path, seed: i
     done_n = 0
     workers = max(1, min(int(workers or 1), len(jobs) or 1))
 
+    meter = Progress("tts: clips", total) if progress and total else None
+
     def _collect(results, fh):
         nonlocal done_n
         for kind, payload in results:
@@ -661,21 +664,21 @@ def generate_clips(texts: Sequence[str], n_per_text: int, out_dir: Path, seed: i
                 fh.flush()
             else:
                 errors.append(str(payload))
-        if progress and total:
-            print(f"\rtts: {done_n}/{total} clips", end="", file=sys.stderr, flush=True)
+        if meter is not None:
+            meter.update(done_n)
 
     with open(manifest_path, "a", encoding="utf-8") as fh:
         if workers == 1 or len(jobs) <= 1:
             for job in jobs:
                 _collect(_clip_job(job), fh)
         else:
-            import multiprocessing as mp
+            from .workers import worker_pool
 
-            with mp.get_context("fork").Pool(workers) as pool:
-                for res in pool.imap_unordered(_clip_job, jobs):
+            with worker_pool(workers) as pool:
+                for res in pool.unordered(_clip_job, jobs):
                     _collect(res, fh)
-    if progress and total:
-        print(file=sys.stderr)
+    if meter is not None:
+        meter.close()
 
     wanted = {t["file"] for t in plan}
     final = [rows[f] for f in sorted(rows)]
@@ -706,24 +709,25 @@ def main(argv: Iterable[str] | None = None) -> int:
     p.add_argument("--neg-n", type=int, default=3, help="clips per similar word")
     p.add_argument("--list-engines", action="store_true", help="print the working engines and exit")
     a = p.parse_args(list(argv) if argv is not None else None)
-    try:
-        if a.list_engines:
-            print(" ".join(available_engines()))
-            return 0
-        engines = [e.strip() for e in a.engines.split(",")] if a.engines else None
-        rows = generate_clips([a.word], a.n, a.out / "positives", a.seed, a.workers, engines=engines)
-        print(f"{len(rows)} clips of {a.word!r} in {a.out / 'positives'}", file=sys.stderr)
-        if a.negatives:
-            from .phonetic import containing_words, similar_words
+    code, result = run_guarded("train.tts", _command, a, resumable=True)
+    return result if code is None else code
 
-            contain = set(containing_words(a.word))
-            words = [w for w in similar_words(a.word, n=a.neg_words + len(contain)) if w not in contain][: a.neg_words]
-            rows = generate_clips(words, a.neg_n, a.out / "negatives", a.seed, a.workers, engines=engines)
-            print(f"{len(rows)} clips of {len(words)} similar words in {a.out / 'negatives'} "
-                  f"(left out, containing the word: {', '.join(sorted(contain)) or 'none'})", file=sys.stderr)
-    except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+
+def _command(a: argparse.Namespace) -> int:
+    if a.list_engines:
+        print(" ".join(available_engines()))
+        return 0
+    engines = [e.strip() for e in a.engines.split(",")] if a.engines else None
+    rows = generate_clips([a.word], a.n, a.out / "positives", a.seed, a.workers, engines=engines)
+    print(f"{len(rows)} clips of {a.word!r} in {a.out / 'positives'}", file=sys.stderr)
+    if a.negatives:
+        from .phonetic import containing_words, similar_words
+
+        contain = set(containing_words(a.word))
+        words = [w for w in similar_words(a.word, n=a.neg_words + len(contain)) if w not in contain][: a.neg_words]
+        rows = generate_clips(words, a.neg_n, a.out / "negatives", a.seed, a.workers, engines=engines)
+        print(f"{len(rows)} clips of {len(words)} similar words in {a.out / 'negatives'} "
+              f"(left out, containing the word: {', '.join(sorted(contain)) or 'none'})", file=sys.stderr)
     return 0
 
 
