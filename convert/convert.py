@@ -27,7 +27,7 @@ from edge.detector import Detector, DetectorConfig
 from edge.errors import ModelError, run_guarded
 from edge.features import DEFAULT_FRONTEND, MODEL_INPUT_SCALE
 from edge.geometry import DEFAULT_GEOMETRY
-from edge.model import ModelMetadata, StreamingModel, metadata_path
+from edge.model import LOGIT_OUTPUT, ModelMetadata, StreamingModel, metadata_path
 
 from .fold import fold, numpy_sequence
 from .tflite import step_states, to_tflite
@@ -160,6 +160,7 @@ def build_metadata(weights, word: str, threshold: float, smoothing: int, refract
         gru_units=(weights.gru1.units, weights.gru2.units),
         input_scale=MODEL_INPUT_SCALE,
         detector={"threshold": threshold, "smoothing_steps": smoothing, "refractory_seconds": refractory},
+        output=LOGIT_OUTPUT,
         extra=extra,
     )
 

@@ -18,7 +18,8 @@ import numpy as np
 from .fold import StepWeights
 
 INPUT_NAMES = ("frames", "conv_state", "gru1_state", "gru2_state")
-OUTPUT_NAMES = ("probability", "conv_state_out", "gru1_state_out", "gru2_state_out")
+OUTPUT_NAMES = ("logit", "conv_state_out", "gru1_state_out", "gru2_state_out")
+"""The score is the logit: the host applies the sigmoid in float (edge.model.LOGIT_OUTPUT)."""
 
 
 def _gru_tf(tf, x, h, w, prefix: str):
@@ -59,9 +60,9 @@ def step_module(weights: StepWeights):
             c = tf.nn.relu(tf.matmul(tf.reshape(window, [1, k * ch]), conv_w) + conv_b)
             h1 = _gru_tf(tf, c, gru1_state, weights.gru1, "gru1")
             h2 = _gru_tf(tf, h1, gru2_state, weights.gru2, "gru2")
-            p = tf.sigmoid(tf.matmul(h2, out_w) + out_b)
+            logit = tf.matmul(h2, out_w) + out_b
             return {
-                "probability": tf.reshape(p, [1, 1]),
+                "logit": tf.reshape(logit, [1, 1]),
                 "conv_state_out": window[:, s:, :],
                 "gru1_state_out": h1,
                 "gru2_state_out": h2,

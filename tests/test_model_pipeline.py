@@ -149,3 +149,29 @@ def test_train_cli_rejects_missing_dataset(tmp_path, capsys):
 
 def test_errors_inherit_root(t):
     assert issubclass(ModelError, EdgeError) and issubclass(ModelError, ValueError)
+
+
+def test_step_model_outputs_the_logit_and_the_host_applies_the_sigmoid(t):
+    """The int8 body ends before the sigmoid (so scores near 1 keep their resolution); the
+    probability StreamingModel returns is exactly the float sigmoid of the logit tensor."""
+    import math
+
+    meta = json.loads(t.tflite.with_suffix(".json").read_text())
+    assert meta["output"] == "logit"
+    model = StreamingModel(t.tflite)
+    frames = compute_features(read_audio(DEV / "coursera__1.wav"))
+    probs = model.process(frames)
+    interp = model._interp
+    logit = float(interp.get_tensor(model._outputs["logit"]).reshape(-1)[0])
+    assert probs[-1] == np.float32(1.0 / (1.0 + math.exp(-logit)))
+    detail = next(d for d in interp.get_output_details() if d["index"] == model._outputs["logit"])
+    assert detail["dtype"] == np.float32  # dequantized: float I/O around the int8 body
+
+
+def test_unknown_score_output_is_refused(t, tmp_path):
+    meta = json.loads(t.tflite.with_suffix(".json").read_text())
+    meta["output"] = "softmax"
+    shutil.copy(t.tflite, tmp_path / "m.tflite")
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="output 'softmax' is not one of probability, logit"):
+        StreamingModel(tmp_path / "m.tflite")

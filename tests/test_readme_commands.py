@@ -35,6 +35,8 @@ README = (REPO / "README.md").read_text()
 BLOCKS = re.findall(r"```sh\n(.*?)```", README, flags=re.S)
 RUN_BY_CI = {"bash .ci/run"}
 RUN_BY_TEST_README = {"bash scripts/demo.sh"}
+RUN_BY_TEST_SUITE = {"bash scripts/fetch_eval_audio.sh", "edge-eval --model models/activate.tflite --suite real --out eval-real"}
+"""Run by tests/test_suite.py::test_readme_suite_lines (the second at --limit scale)."""
 MIC_CLIP = DEV / "coursera__1.wav"  # "activate" ends near 2.6 s; the shipped model detects it
 MIC_CLIP_SECONDS = 4.0
 DETECTED = "detected 'activate'"
@@ -138,6 +140,7 @@ def handled(line: str) -> bool:
     return (
         line in RUN_BY_CI
         or line in RUN_BY_TEST_README
+        or line in RUN_BY_TEST_SUITE
         or line in lines_of(training_block())
         or line in edge_run_lines()
     )

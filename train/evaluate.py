@@ -322,8 +322,14 @@ def summary(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="edge-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", required=True, help=".tflite (device path) or .keras (float sequence model)")
-    p.add_argument("--positives", nargs="+", required=True, metavar="DIR")
-    p.add_argument("--negatives", nargs="+", required=True, metavar="DIR")
+    p.add_argument("--suite", choices=("real",), help="the real-voice benchmark (train/suite.py): real speakers of the model's word "
+                   "against >= 6 h of real multilingual speech and music, clean / noisy / reverberant; needs no folders")
+    p.add_argument("--word", help="with --suite: the word to score (default: the model's metadata)")
+    p.add_argument("--limit", type=int, help="with --suite: at most this many clips (and minutes of music) per set: a quick look, not a figure")
+    p.add_argument("--min-hours", type=float, default=6.0, help="with --suite: refuse to report on fewer negative hours")
+    p.add_argument("--conditions", default="clean,noise-10db,reverb", help="with --suite: comma-separated conditions")
+    p.add_argument("--positives", nargs="+", metavar="DIR", help="folders of positive clips (required without --suite)")
+    p.add_argument("--negatives", nargs="+", metavar="DIR", help="folders of negative audio (required without --suite)")
     p.add_argument("--backgrounds", nargs="+", metavar="DIR")
     p.add_argument("--snr", type=float, default=10.0, help="speech-to-background ratio in dB (with --backgrounds)")
     p.add_argument("--refractory", type=float, default=REFRACTORY_SECONDS)
@@ -333,10 +339,26 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the full JSON instead of the summary")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.suite:
+        return _suite_main(args)
+    if not args.positives or not args.negatives:
+        p.error("--positives and --negatives are required (or use --suite real)")
     code, result = run_guarded("edge-eval", evaluate, args, resumable=False)
     if code is not None:
         return code
     print(json.dumps({k: v for k, v in result.items() if k != "sweep"}, indent=1) if args.json else summary(result))
+    return 0
+
+
+def _suite_main(args: argparse.Namespace) -> int:
+    from .suite import SuiteConfig, run_suite, table
+
+    config = SuiteConfig(model=Path(args.model), out=Path(args.out), word=args.word, limit=args.limit,
+                         conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()), require_hours=args.min_hours)
+    code, result = run_guarded("edge-eval", run_suite, config)
+    if code is not None:
+        return code
+    print(json.dumps(result, indent=1) if args.json else table(result))
     return 0
 
 

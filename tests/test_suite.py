@@ -1,0 +1,126 @@
+"""The real-voice benchmark (edge-eval --suite real): its sets, its split, its arithmetic
+(exact counts on hand-made score traces) and a real run of the shipped model."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edge.audio import SAMPLE_RATE
+from train import suite
+
+from .paths import REPO, SHARED
+
+STEP = 640
+
+
+def _set(name, kind, probs, words=(), hours=1.0, language="en", groups=None):
+    steps = np.arange(len(probs), dtype=np.int64) * STEP
+    return suite.ScoredSet(name, kind, language, hours, steps, np.asarray(probs, dtype=np.float32), list(words),
+                           groups or [{"gender": "f"}] * len(words))
+
+
+def test_analyse_counts_hits_false_accepts_and_languages_exactly():
+    far = 10 * SAMPLE_RATE // STEP  # steps further apart than the 2 s refractory period
+    neg = np.zeros(4 * far, np.float32)
+    neg[[0, far, 2 * far]] = [0.999, 0.9, 0.6]  # three separate firings at low thresholds
+    music = np.zeros(far, np.float32)
+    music[5] = 0.95
+    pos = np.zeros(2 * far, np.float32)
+    pos[10], pos[far + 10] = 0.97, 0.7  # word 1 peaks at 0.97, word 2 at 0.7
+    words = [(9 * STEP, 10 * STEP), ((far + 9) * STEP, (far + 10) * STEP)]
+    scored = [_set("pos", "positive", pos, words, groups=[{"gender": "f"}, {"gender": "m"}]),
+              _set("speech", "negative", neg, hours=1.0), _set("tunes", "negative", music, hours=1.0, language="music")]
+    a = suite.analyse(scored)
+    assert a["negative_hours"] == 2.0
+    one = a["targets"]["1"]  # <= 2 false accepts in 2 h
+    assert one["false_accepts"] == 2 and one["fa_per_hour"] == 1.0
+    assert one["frr"]["pos"] == 0.5 and one["words"]["pos"] == 2  # threshold above 0.7 and up to 0.9
+    assert one["frr_by_group"] == {"gender=f": {"words": 1, "frr": 0.0}, "gender=m": {"words": 1, "frr": 1.0}}
+    assert one["false_accepts_by_language"] == {"en": 1, "music": 1}
+    assert a["targets"]["0.5"]["false_accepts"] == 1 and a["targets"]["0.5"]["frr"]["pos"] == 0.5  # only the 0.999 left
+    assert a["targets"]["0.1"] is None  # nothing scores above the top negative (0.999): not reachable
+    assert a["det"]["pos"][0] == (2.0, 0.0)  # lowest threshold: both words, every firing
+
+
+def test_wuw_split_is_fixed_by_session_and_about_half():
+    sessions = [f"{i:05d}" for i in range(317)]
+    first = [suite.wuw_split(s) for s in sessions]
+    assert first == [suite.wuw_split(s) for s in sessions]
+    assert 120 < first.count("eval") < 200
+
+
+def test_sets_for_a_wuw_word_keep_its_recordings_out_of_the_negatives():
+    paths = suite.SuitePaths(SHARED, None)
+    pos = suite.positive_sets("voyager", paths, limit=3)
+    neg = suite.negative_sets("voyager", paths, limit=3)
+    clips = pos[0].load()
+    assert len(clips) == 3 and all(len(c.words) == 1 for c in clips)
+    assert set(clips[0].groups) == {"gender", "dialect", "phone", "style"}
+    labels = json.loads((SHARED / "data" / "wuw" / "labels.json").read_text())
+    wuw_neg = next(s for s in neg if s.name.startswith("WUW"))
+    assert wuw_neg.load.__closure__ is not None
+    loaded = suite._wuw_loader(SHARED / "data" / "wuw", tuple(k for k in suite.WUW_KEYWORDS if k != "voyager"), "eval", False, None)()
+    expected = [r for r, i in labels.items() if i["keyword"] != "voyager" and suite.wuw_split(i["session"]) == "eval"]
+    assert len(loaded) == len(expected) and all(not c.words for c in loaded)
+    with pytest.raises(suite.DataError, match="no recordings of 'banana'"):
+        suite.positive_sets("banana", paths)
+
+
+def test_conditions_are_repeatable_and_keep_the_length():
+    rng = np.random.default_rng(0)
+    clip = (rng.normal(0, 3000, SAMPLE_RATE)).astype(np.int16)
+    noise = [(rng.normal(0, 1000, 3 * SAMPLE_RATE)).astype(np.int16)]
+    cond = suite.Conditions(noise)
+    assert cond.apply("clean", clip, 0) is clip
+    for name in ("noise-10db", "reverb"):
+        a, b = cond.apply(name, clip, 3), cond.apply(name, clip, 3)
+        assert a.dtype == np.int16 and a.size == clip.size and np.array_equal(a, b) and not np.array_equal(a, clip)
+    added = cond.apply("noise-10db", clip, 3).astype(np.float64) - clip
+    snr = 20 * np.log10(np.sqrt(np.mean(clip.astype(np.float64) ** 2)) / np.sqrt(np.mean(added**2)))
+    assert abs(snr - suite.NOISE_SNR_DB) < 0.5
+
+
+@pytest.mark.timeout(900)
+def test_edge_eval_suite_real_on_the_shipped_model(tmp_path):
+    out = tmp_path / "suite"
+    cmd = [sys.executable, "-m", "train.evaluate", "--model", str(REPO / "models" / "activate.tflite"), "--suite", "real",
+           "--limit", "4", "--min-hours", "0", "--conditions", "clean,noise-10db", "--out", str(out)]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=800)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "FRR@0.5FA/h" in done.stdout and "activate: unseen speaker (ite5th)" in done.stdout
+    data = json.loads((out / "suite.json").read_text())
+    assert data["word"] == "activate" and set(data["conditions"]) == {"clean", "noise-10db"}
+    clean = data["conditions"]["clean"]
+    assert clean["at_model_threshold"]["words"] == {"activate: unseen speaker (ite5th)": 4,
+                                                    "activate: dev clips in sentences (training speakers)": 3}
+    assert (out / "suite-det.png").stat().st_size > 0
+    # too few hours for a figure: one line, exit 2
+    short = subprocess.run(cmd[:-6] + ["--limit", "1", "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=800)
+    assert short.returncode == 2 and "h of negative audio (the suite needs 6 h)" in short.stderr
+    assert "Traceback" not in short.stderr
+
+
+@pytest.mark.timeout(900)
+def test_readme_suite_lines(tmp_path):
+    """The README's two suite lines as written (the fetch into the default cache, which
+    re-running skips), the second at --limit scale."""
+    from .test_readme_commands import RUN_BY_TEST_SUITE
+
+    fetch, run = sorted(RUN_BY_TEST_SUITE)
+    done = subprocess.run(fetch, shell=True, cwd=REPO, capture_output=True, text=True, timeout=800)
+    assert done.returncode == 0 and "fetch_eval_audio: ready in" in done.stdout, done.stderr[-2000:]
+    root = REPO / ".cache" / "eval-audio" / "root"
+    assert (root / suite.SOUNDS / "ru_RU_f_IvrvoiceRU").is_dir() and (root / "usr/share/games/ufoai/base/0music-pk3").is_dir()
+    assert list((root / suite.SOUNDS / "es").glob("*.gsm.wav")), "GSM prompts converted"
+    line = run.replace("edge-eval", f"{sys.executable} -m train.evaluate").replace("--out eval-real", f"--out {tmp_path / 'eval-real'}")
+    done = subprocess.run(f"{line} --limit 2 --min-hours 0 --conditions clean --json", shell=True, cwd=REPO, capture_output=True,
+                          text=True, timeout=800)
+    assert done.returncode == 0, done.stderr[-2000:]
+    data = json.loads(done.stdout)
+    languages = {v["language"] for v in data["conditions"]["clean"]["negative_sets"].values()}
+    assert languages == {"en", "es", "fr", "it", "ru", "music"}

@@ -1,0 +1,511 @@
+"""The real-voice benchmark behind ``edge-eval --suite real``.
+
+Positives are real people saying the model's word; negatives are hours of real audio that
+no training recipe of this project uses: conversational English from WUW callers (the
+evaluation half of the sessions, other keywords only), recorded prompts in Spanish, French,
+Italian and Russian (Debian's asterisk sound packages), English prompts and read speech
+(the ``:eval`` halves), other wake words, and music from Debian game packages. Fetch the
+Debian part first with ``bash scripts/fetch_eval_audio.sh``.
+
+Every set is scored under three conditions (clean, 10 dB SNR noise, reverberant room) on
+the device path (frontend + int8 step model, step by step), and the report gives FRR at
+0.1 / 0.5 / 1 FA/h per positive set and condition, a breakdown by speaker group (WUW
+gender, dialect, phone type, alone / in a sentence), latency, and where the false accepts
+come from (per negative set and language). Positives are scored in place: a word inside a
+sentence keeps its sentence, a word said alone gets 1.5 s of real speech before it.
+
+The fixed split: WUW sessions are split by a hash of the session number
+(``wuw_split(session)``); recipes may train on ``train`` sessions, the suite's negatives
+are ``eval`` sessions only. Folders given as ``DIR:eval`` are the evaluation half of
+``train.sources.in_split``. The 14 shared "activate" recordings: ``ite5th__*`` (one
+speaker never used in training) and the labelled dev clips (speakers the shipped model
+was trained on, reported as their own set).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edge.audio import SAMPLE_RATE, read_audio
+from edge.errors import AudioFormatError, DataError
+from edge.progress import Progress
+
+from .evaluate import FA_TARGETS, HIT_AFTER_END_SECONDS, REFRACTORY_SECONDS, SECONDS_PER_HOUR, count_events, fire_positions
+
+WUW_KEYWORDS = ("operator", "thinkengine", "onword", "wildfire", "voyager")
+PRECISE_WORDS = {"computer": "computer", "athena": "athena", "amelia": "amelia", "hey chatterbox": "heychatterbox"}
+WUW_GROUP_FIELDS = ("gender", "dialect", "phone")
+WUW_SPLIT_BUCKETS = 100
+WUW_EVAL_PERCENT = 50
+CONTEXT_SECONDS = 1.5
+AFTER_SECONDS = 1.0
+GAP_SECONDS = 0.25
+MUSIC_MINUTES_PER_PACKAGE = 25.0
+CONDITIONS = ("clean", "noise-10db", "reverb")
+NOISE_SNR_DB = 10.0
+RIR_SEED = 90210
+"""Simulated rooms for the reverberant condition; training banks use the dataset's seed."""
+MIN_NEGATIVE_HOURS = 6.0
+CONTEXT_SEED_BASE = 1_000_000
+"""Seeds of the speech placed before words said alone (clips use their own index)."""
+
+SOUNDS = "usr/share/asterisk/sounds"
+LANGUAGE_SETS = (
+    ("es-MX prompts (Allison)", "es", f"{SOUNDS}/es_MX_f_Allison"),
+    ("es-CO prompts", "es", f"{SOUNDS}/es"),
+    ("fr-CA prompts (June)", "fr", f"{SOUNDS}/fr_CA_f_June"),
+    ("fr prompts (Armelle)", "fr", f"{SOUNDS}/fr"),
+    ("it prompts (Carlo)", "it", f"{SOUNDS}/it_IT_m_Carlo"),
+    ("it prompts (Menardi)", "it", f"{SOUNDS}/it_IT_f_Menardi"),
+    ("ru prompts", "ru", f"{SOUNDS}/ru_RU_f_IvrvoiceRU"),
+)
+MUSIC_SETS = (
+    ("music: drascula", "usr/share/scummvm/drascula/audio"),
+    ("music: nexuiz", "usr/share/games/nexuiz/data/music-pk3"),
+    ("music: singularity", "usr/share/games/singularity/music"),
+    ("music: ufoai", "usr/share/games/ufoai/base/0music-pk3"),
+    ("music: warzone2100", "usr/share/games/warzone2100/music"),
+    ("music: planetblupi", "usr/share/planetblupi/music"),
+    ("music: asterisk moh", "usr/share/asterisk/moh"),
+)
+SUITE_AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus")
+
+
+@dataclass
+class Clip:
+    """16 kHz int16 audio, the (start, end) samples of the word in it, and who said it."""
+
+    audio: np.ndarray
+    words: tuple[tuple[int, int], ...] = ()
+    groups: dict = field(default_factory=dict)
+    alone: bool = False
+
+
+@dataclass(frozen=True)
+class ClipSet:
+    name: str
+    kind: str  # "positive" | "negative"
+    load: Callable[[], list[Clip]]
+    language: str = "en"
+    condition_note: str = ""
+
+
+def wuw_split(session: str) -> str:
+    bucket = int(hashlib.sha1(f"wuw-session-{session}".encode()).hexdigest(), 16) % WUW_SPLIT_BUCKETS
+    return "eval" if bucket < WUW_EVAL_PERCENT else "train"
+
+
+def _files(folder: Path, pattern: str = "*") -> list[Path]:
+    if not folder.is_dir():
+        raise DataError(f"{folder}: no such folder (for the Debian audio run: bash scripts/fetch_eval_audio.sh)")
+    return sorted(p for p in folder.rglob(pattern) if p.suffix.lower() in SUITE_AUDIO_SUFFIXES and p.is_file() and not p.is_symlink())
+
+
+def _wuw_loader(root: Path, keywords: tuple[str, ...], sessions: str, positive: bool, limit: int | None) -> Callable[[], list[Clip]]:
+    def load() -> list[Clip]:
+        labels = json.loads((root / "labels.json").read_text())
+        clips = []
+        for rel in sorted(labels):
+            info = labels[rel]
+            if info["keyword"] not in keywords or (sessions != "all" and wuw_split(info["session"]) != sessions):
+                continue
+            audio = read_audio(root / rel)
+            alone = rel.startswith("alone/")
+            words = ((int(info["start"] * SAMPLE_RATE), int(info["end"] * SAMPLE_RATE)),) if positive else ()
+            groups = {f: info.get(f, "?") for f in WUW_GROUP_FIELDS}
+            groups["style"] = "alone" if alone else "in a sentence"
+            clips.append(Clip(audio, words, groups, alone))
+            if limit and len(clips) >= limit:
+                break
+        return clips
+
+    return load
+
+
+def _folder_loader(folder: Path, positive: bool, limit: int | None, split: str = "all", max_minutes: float | None = None,
+                   pattern: str = "*") -> Callable[[], list[Clip]]:
+    def load() -> list[Clip]:
+        from train.sources import in_split, trim_silence
+
+        clips, total = [], 0
+        for path in _files(folder, pattern):
+            if not in_split(path, split):
+                continue
+            try:
+                audio = read_audio(path)
+            except AudioFormatError:
+                continue  # a few packaged prompts are empty files
+            if positive:
+                audio = trim_silence(audio)
+            if max_minutes is not None:
+                room = int(max_minutes * 60 * SAMPLE_RATE) - total
+                if room <= 0:
+                    break
+                audio = audio[:room]
+            if not audio.size or not np.any(audio):
+                continue
+            total += audio.size
+            clips.append(Clip(audio, ((0, audio.size),) if positive else (), {"style": "alone"} if positive else {}, positive))
+            if limit and len(clips) >= limit:
+                break
+        return clips
+
+    return load
+
+
+def _labelled_loader(folder: Path, limit: int | None) -> Callable[[], list[Clip]]:
+    def load() -> list[Clip]:
+        labels = json.loads((folder / "labels.json").read_text())
+        clips = []
+        for name in sorted(k for k in labels if not k.startswith("_")):
+            spans = tuple((int(s * SAMPLE_RATE), int(e * SAMPLE_RATE)) for s, e in labels[name])
+            clips.append(Clip(read_audio(folder / name), spans, {"style": "in a sentence"}, False))
+            if limit and len(clips) >= limit:
+                break
+        return clips
+
+    return load
+
+
+@dataclass(frozen=True)
+class SuitePaths:
+    shared: Path
+    debian: Path | None  # the root fetch_eval_audio.sh unpacked into (None: skip those sets)
+
+
+def positive_sets(word: str, paths: SuitePaths, limit: int | None = None) -> list[ClipSet]:
+    data = paths.shared / "data"
+    word = word.lower().strip()
+    if word in WUW_KEYWORDS:
+        return [ClipSet(f"WUW {word} (telephone, 8 kHz upsampled)", "positive",
+                        _wuw_loader(data / "wuw", (word,), "all", True, limit), condition_note="telephone")]
+    if word in PRECISE_WORDS:
+        return [ClipSet(f"precise {word}", "positive", _folder_loader(data / "precise" / PRECISE_WORDS[word], True, limit))]
+    if word == "activate":
+        return [
+            ClipSet("activate: unseen speaker (ite5th)", "positive", _folder_loader(data / "activate" / "positives", True, limit, pattern="ite5th__*")),
+            ClipSet("activate: dev clips in sentences (training speakers)", "positive", _labelled_loader(data / "activate" / "dev", limit)),
+        ]
+    known = ", ".join((*WUW_KEYWORDS, *PRECISE_WORDS, "activate"))
+    raise DataError(f"the real-voice suite has no recordings of {word!r} (it has: {known})")
+
+
+def negative_sets(word: str, paths: SuitePaths, limit: int | None = None, music_minutes: float = MUSIC_MINUTES_PER_PACKAGE) -> list[ClipSet]:
+    data = paths.shared / "data"
+    word = word.lower().strip()
+    others = tuple(k for k in WUW_KEYWORDS if k != word)
+    sets = [
+        ClipSet("WUW callers, other keywords (eval sessions)", "negative", _wuw_loader(data / "wuw", others, "eval", False, limit)),
+        ClipSet("LJ Speech (eval half)", "negative", _folder_loader(data / "speech" / "ljspeech", False, limit, "eval")),
+        ClipSet("en prompts (eval half)", "negative", _folder_loader(data / "speech" / "asterisk_prompts", False, limit, "eval")),
+    ]
+    sets += [ClipSet(f"precise {w}", "negative", _folder_loader(data / "precise" / folder, False, limit))
+             for w, folder in PRECISE_WORDS.items() if w != word]
+    if paths.debian is not None:
+        sets += [ClipSet(name, "negative", _folder_loader(paths.debian / rel, False, limit), language=lang) for name, lang, rel in LANGUAGE_SETS]
+        minutes = min(music_minutes, limit) if limit else music_minutes
+        sets += [ClipSet(name, "negative", _folder_loader(paths.debian / rel, False, limit, max_minutes=minutes), language="music")
+                 for name, rel in MUSIC_SETS]
+    return sets
+
+
+# --- conditions ----------------------------------------------------------------------------
+
+
+class Conditions:
+    """Turns a clip into its clean / noisy / reverberant version (seeded, repeatable)."""
+
+    def __init__(self, noise: list[np.ndarray], seed: int = 0) -> None:
+        from train.augment import make_rir_bank
+
+        self.noise = np.concatenate(noise).astype(np.float64) if noise else None
+        self.rirs = make_rir_bank(RIR_SEED)
+        self.seed = seed
+
+    def apply(self, condition: str, clip_audio: np.ndarray, index: int) -> np.ndarray:
+        if condition == "clean":
+            return clip_audio
+        rng = np.random.default_rng([self.seed, index, CONDITIONS.index(condition)])
+        x = clip_audio.astype(np.float64)
+        if condition == "noise-10db":
+            if self.noise is None:
+                raise DataError("no noise recordings for the noisy condition")
+            start = int(rng.integers(max(self.noise.size - x.size, 1)))
+            bg = np.resize(self.noise[start:], x.size)
+            from train.augment import rms
+
+            speech = rms(x) or 1.0
+            x = x + bg * (speech / (rms(bg) or 1.0)) / 10 ** (NOISE_SNR_DB / 20.0)
+        elif condition == "reverb":
+            from scipy.signal import fftconvolve
+
+            rir = self.rirs[int(rng.integers(len(self.rirs)))]
+            peak = np.abs(x).max() or 1.0
+            x = fftconvolve(x, rir)[: x.size]
+            x *= peak / (np.abs(x).max() or 1.0)
+        else:
+            raise DataError(f"unknown condition {condition!r}")
+        return np.clip(x, -32768, 32767).astype(np.int16)
+
+
+# --- streams and scoring -------------------------------------------------------------------
+
+
+@dataclass
+class ScoredSet:
+    name: str
+    kind: str
+    language: str
+    hours: float
+    steps: np.ndarray  # sample position of each output step
+    probs: np.ndarray
+    words: list[tuple[int, int]] = field(default_factory=list)
+    groups: list[dict] = field(default_factory=list)
+
+
+def build_stream(clips: list[Clip], condition: str, conditions: Conditions, context: np.ndarray) -> tuple[np.ndarray, list, list]:
+    parts, words, groups, pos = [], [], [], 0
+    ctx = int(CONTEXT_SECONDS * SAMPLE_RATE)
+    after = np.zeros(int(AFTER_SECONDS * SAMPLE_RATE), np.int16)
+    gap = np.zeros(int(GAP_SECONDS * SAMPLE_RATE), np.int16)
+    for i, clip in enumerate(clips):
+        audio = conditions.apply(condition, clip.audio, i)
+        if clip.words and clip.alone and context.size > ctx:
+            offset = (i * ctx) % (context.size - ctx)
+            before = conditions.apply(condition, context[offset: offset + ctx], CONTEXT_SEED_BASE + i)
+            parts.append(before)
+            pos += before.size
+        for s, e in clip.words:
+            words.append((pos + s, pos + min(e, audio.size)))
+            groups.append(clip.groups)
+        parts += [audio, after if clip.words else gap]
+        pos += audio.size + (after.size if clip.words else gap.size)
+    audio = np.concatenate(parts) if parts else np.zeros(0, np.int16)
+    return audio, words, groups
+
+
+def _hits_per_word(fired: np.ndarray, words: list[tuple[int, int]], hit_after: int) -> np.ndarray:
+    hits = np.zeros(len(words), dtype=bool)
+    for i, (start, end) in enumerate(words):
+        hits[i] = bool(np.any((fired >= start) & (fired <= end + hit_after)))
+    return hits
+
+
+def thresholds_for(scored: list[ScoredSet]) -> np.ndarray:
+    """Every distinct output value seen (int8 models have few), thinned to 400 at most."""
+    from .evaluate import THRESHOLDS
+
+    values = np.unique(np.concatenate([s.probs for s in scored] + [np.asarray(THRESHOLDS)]))
+    values = values[values > 0]
+    if values.size > 400:
+        values = np.unique(np.concatenate([np.quantile(values, np.linspace(0, 1, 300)), values[-100:]]))
+    return values
+
+
+@dataclass
+class SuiteResult:
+    model: str
+    word: str
+    conditions: dict = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return {"model": self.model, "word": self.word, "fa_targets": list(FA_TARGETS), "conditions": self.conditions}
+
+
+def analyse(scored: list[ScoredSet]) -> dict:
+    """The sweep for one condition: per threshold, misses per positive set and false accepts
+    per negative set; then, per FA/h target, the threshold with the lowest FRR."""
+    positives = [s for s in scored if s.kind == "positive"]
+    negatives = [s for s in scored if s.kind == "negative"]
+    rows = analyse_rows(scored, thresholds_for(scored))
+    det = {s.name: [(r["fa_per_hour"], 1.0 - float(r["hits"][s.name].mean()) if s.words else 0.0) for r in rows] for s in positives}
+    targets = {}
+    for target in FA_TARGETS:
+        ok = [r for r in rows if r["fa_per_hour"] <= target]
+        targets[f"{target:g}"] = _at(ok, positives, negatives) if ok else None
+    return {"negative_hours": sum(s.hours for s in negatives), "targets": targets, "det": det,
+            "negative_sets": {s.name: {"hours": s.hours, "language": s.language} for s in negatives}}
+
+
+def _at(rows: list[dict], positives: list[ScoredSet], negatives: list[ScoredSet]) -> dict:
+    """The lowest-FRR row (all positive sets pooled), with FRR per set and speaker group."""
+    def misses(r):
+        return sum(int((~r["hits"][s.name]).sum()) for s in positives)
+
+    best = min(rows, key=lambda r: (misses(r), r["threshold"]))
+    per_set, per_group = {}, {}
+    for s in positives:
+        h = best["hits"][s.name]
+        per_set[s.name] = {"words": int(h.size), "frr": float(1 - h.mean()) if h.size else None}
+        for hit, groups in zip(h, s.groups):
+            for key, value in groups.items():
+                g = per_group.setdefault(f"{key}={value}", [0, 0])
+                g[0] += 1
+                g[1] += int(not hit)
+    by_language = {}
+    for s in negatives:
+        by_language[s.language] = by_language.get(s.language, 0) + best["fa"][s.name]
+    return {
+        "threshold": best["threshold"],
+        "fa_per_hour": best["fa_per_hour"],
+        "false_accepts": sum(best["fa"].values()),
+        "frr": {k: v["frr"] for k, v in per_set.items()},
+        "words": {k: v["words"] for k, v in per_set.items()},
+        "frr_by_group": {k: {"words": n, "frr": m / n} for k, (n, m) in sorted(per_group.items())},
+        "false_accepts_by_set": {k: v for k, v in best["fa"].items() if v},
+        "false_accepts_by_language": by_language,
+    }
+
+
+def latency(scored: list[ScoredSet], threshold: float, refractory: float = REFRACTORY_SECONDS) -> dict:
+    lat = []
+    for s in scored:
+        if s.kind == "positive":
+            lat += count_events(fire_positions(s.steps, s.probs, threshold, int(refractory * SAMPLE_RATE)), s.words).latencies
+    return {"median_s": float(np.median(lat)) if lat else None, "p90_s": float(np.percentile(lat, 90)) if lat else None}
+
+
+# --- the whole run -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SuiteConfig:
+    model: Path
+    out: Path
+    word: str | None = None
+    conditions: tuple[str, ...] = CONDITIONS
+    limit: int | None = None
+    music_minutes: float = MUSIC_MINUTES_PER_PACKAGE
+    require_hours: float = MIN_NEGATIVE_HOURS
+
+
+def default_paths() -> SuitePaths:
+    repo = Path(__file__).resolve().parents[1]
+    shared = Path(os.environ.get("TRIGGER_EDGE_SHARED", repo.parent / "shared"))
+    cache = Path(os.environ.get("TRIGGER_EDGE_CACHE", repo / ".cache"))
+    debian = cache / "eval-audio" / "root"
+    return SuitePaths(shared, debian if debian.is_dir() else None)
+
+
+def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) -> dict:
+    from .evaluate import tflite_scorer
+
+    log = log or sys.stderr
+    paths = paths or default_paths()
+    if config.model.suffix != ".tflite" or not config.model.is_file():
+        raise DataError(f"{config.model}: the suite scores the device model (.tflite with its .json)")
+    score, model_threshold = tflite_scorer(config.model)
+    word = config.word or json.loads(config.model.with_suffix(".json").read_text()).get("word")
+    if not word:
+        raise DataError(f"{config.model}: its metadata names no word; pass --word")
+    if paths.debian is None:
+        print("edge-eval: no Debian audio (multilingual speech, music): run bash scripts/fetch_eval_audio.sh", file=log, flush=True)
+    sets = positive_sets(word, paths, config.limit) + negative_sets(word, paths, config.limit, config.music_minutes)
+    loaded = []
+    meter = Progress("edge-eval: loading sets", len(sets), log)
+    for i, s in enumerate(sets):
+        loaded.append((s, s.load()))
+        meter.update(i + 1)
+    meter.close()
+    neg_hours = sum(c.audio.size for s, clips in loaded if s.kind == "negative" for c in clips) / SAMPLE_RATE / SECONDS_PER_HOUR
+    if neg_hours < config.require_hours:
+        raise DataError(f"only {neg_hours:.2f} h of negative audio (the suite needs {config.require_hours:g} h); "
+                        "run bash scripts/fetch_eval_audio.sh")
+    noise = [read_audio(p) for p in _files(paths.shared / "data" / "noise")]
+    conditions = Conditions(noise)
+    context = np.concatenate([c.audio for s, clips in loaded if s.name.startswith("LJ") for c in clips] or [np.zeros(0, np.int16)])
+    result = SuiteResult(str(config.model), word)
+    for condition in config.conditions:
+        scored = []
+        meter = Progress(f"edge-eval: scoring {condition}", len(loaded), log)
+        for i, (s, clips) in enumerate(loaded):
+            audio, words, groups = build_stream(clips, condition, conditions, context)
+            steps, probs = score(audio)
+            scored.append(ScoredSet(s.name, s.kind, s.language, audio.size / SAMPLE_RATE / SECONDS_PER_HOUR, steps, probs, words, groups))
+            meter.update(i + 1)
+        meter.close()
+        analysis = analyse(scored)
+        analysis["at_model_threshold"] = _at_threshold(scored, model_threshold)
+        best = analysis["targets"].get("1")
+        analysis["latency"] = latency(scored, best["threshold"] if best else model_threshold)
+        result.conditions[condition] = analysis
+    out = config.out
+    out.mkdir(parents=True, exist_ok=True)
+    data = result.to_dict()
+    (out / "suite.json").write_text(json.dumps(data, indent=1) + "\n")
+    plot_suite_det(out / "suite-det.png", data)
+    return data
+
+
+def _at_threshold(scored: list[ScoredSet], threshold: float) -> dict:
+    rows = analyse_rows(scored, [threshold])
+    return _at(rows, [s for s in scored if s.kind == "positive"], [s for s in scored if s.kind == "negative"])
+
+
+def analyse_rows(scored: list[ScoredSet], thresholds) -> list[dict]:
+    """Per threshold: false accepts per negative set, FA/h over all of them, hit or miss per word."""
+    ref = int(REFRACTORY_SECONDS * SAMPLE_RATE)
+    hit_after = int(HIT_AFTER_END_SECONDS * SAMPLE_RATE)
+    neg_hours = sum(s.hours for s in scored if s.kind == "negative")
+    rows = []
+    for t in thresholds:
+        fa = {s.name: int(fire_positions(s.steps, s.probs, float(t), ref).size) for s in scored if s.kind == "negative"}
+        hits = {s.name: _hits_per_word(fire_positions(s.steps, s.probs, float(t), ref), s.words, hit_after) for s in scored if s.kind == "positive"}
+        rows.append({"threshold": float(t), "fa": fa, "fa_per_hour": sum(fa.values()) / neg_hours if neg_hours else 0.0, "hits": hits})
+    return rows
+
+
+def plot_suite_det(path: Path, data: dict) -> None:
+    from train.plots import _pyplot
+
+    plt = _pyplot()
+    conds = list(data["conditions"])
+    fig, axes = plt.subplots(1, len(conds), figsize=(5 * len(conds), 4.2), squeeze=False)
+    for ax, cond in zip(axes[0], conds):
+        for name, points in data["conditions"][cond]["det"].items():
+            fa = [max(p[0], 1e-2) for p in points]
+            frr = [max(p[1], 1e-3) for p in points]
+            ax.plot(fa, frr, marker=".", markersize=3, label=name)
+        for target in FA_TARGETS:
+            ax.axvline(target, color="grey", linestyle=":", alpha=0.6)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("false accepts per hour (real negatives)")
+        ax.set_ylabel("false reject rate (real voices)")
+        ax.set_title(f"{data['word']}: {cond} ({data['conditions'][cond]['negative_hours']:.1f} h)")
+        ax.grid(alpha=0.3, which="both")
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=80)
+    plt.close(fig)
+
+
+def table(data: dict) -> str:
+    """The suite's summary: FRR at each FA/h target per positive set and condition."""
+    head = f"{'condition':<11} {'positive set':<52}" + "".join(f" {'FRR@' + format(t, 'g') + 'FA/h':>12}" for t in FA_TARGETS)
+    lines = [f"model {data['model']} (word {data['word']!r}): real voices, real negatives", head, "-" * len(head)]
+    for cond, a in data["conditions"].items():
+        names = list(a["det"])
+        for name in names:
+            cells = []
+            for t in FA_TARGETS:
+                row = a["targets"][f"{t:g}"]
+                cells.append(f" {'-' if row is None else format(row['frr'][name], '.1%'):>12}")
+            lines.append(f"{cond:<11} {name[:52]:<52}" + "".join(cells))
+        one = a["targets"].get("1")
+        m = a["at_model_threshold"]
+        lines.append(f"{'':<11} negatives {a['negative_hours']:.2f} h; at the model's threshold {m['threshold']:.3f}: "
+                     f"{m['fa_per_hour']:.2f} FA/h, FRR " + ", ".join(f"{v:.1%}" for v in m["frr"].values()))
+        if one:
+            langs = ", ".join(f"{k} {v}" for k, v in sorted(one["false_accepts_by_language"].items()) if v) or "none"
+            lines.append(f"{'':<11} at <= 1 FA/h (threshold {one['threshold']:.4f}): false accepts by language: {langs}")
+    lines.append("(- : no threshold reaches that rate)")
+    return "\n".join(lines)
