@@ -331,7 +331,9 @@ def analyse(scored: list[ScoredSet]) -> dict:
     for target in FA_TARGETS:
         ok = [r for r in rows if r["fa_per_hour"] <= target]
         targets[f"{target:g}"] = _at(ok, positives, negatives) if ok else None
+    floor = min(rows, key=lambda r: (r["fa_per_hour"], -r["threshold"])) if rows else None
     return {"negative_hours": sum(s.hours for s in negatives), "targets": targets, "det": det,
+            "lowest_fa_per_hour": {"fa_per_hour": floor["fa_per_hour"], "threshold": floor["threshold"]} if floor else None,
             "negative_sets": {s.name: {"hours": s.hours, "language": s.language} for s in negatives}}
 
 
@@ -504,6 +506,9 @@ def table(data: dict) -> str:
         m = a["at_model_threshold"]
         lines.append(f"{'':<11} negatives {a['negative_hours']:.2f} h; at the model's threshold {m['threshold']:.3f}: "
                      f"{m['fa_per_hour']:.2f} FA/h, FRR " + ", ".join(f"{v:.1%}" for v in m["frr"].values()))
+        low = a.get("lowest_fa_per_hour")
+        if one is None and low:
+            lines.append(f"{'':<11} no threshold gets below {low['fa_per_hour']:.2f} FA/h (the top score, {low['threshold']:.4f}, still fires)")
         if one:
             langs = ", ".join(f"{k} {v}" for k, v in sorted(one["false_accepts_by_language"].items()) if v) or "none"
             lines.append(f"{'':<11} at <= 1 FA/h (threshold {one['threshold']:.4f}): false accepts by language: {langs}")
