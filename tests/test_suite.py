@@ -62,8 +62,7 @@ def test_sets_for_a_wuw_word_keep_its_recordings_out_of_the_negatives():
     assert len(clips) == 3 and all(len(c.words) == 1 for c in clips)
     assert set(clips[0].groups) == {"gender", "dialect", "phone", "style"}
     labels = json.loads((SHARED / "data" / "wuw" / "labels.json").read_text())
-    wuw_neg = next(s for s in neg if s.name.startswith("WUW"))
-    assert wuw_neg.load.__closure__ is not None
+    assert [s.name for s in neg if "voyager" in s.name.lower()] == []
     loaded = suite._wuw_loader(SHARED / "data" / "wuw", tuple(k for k in suite.WUW_KEYWORDS if k != "voyager"), "eval", False, None)()
     expected = [r for r, i in labels.items() if i["keyword"] != "voyager" and suite.wuw_split(i["session"]) == "eval"]
     assert len(loaded) == len(expected) and all(not c.words for c in loaded)

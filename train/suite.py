@@ -38,7 +38,8 @@ from edge.audio import SAMPLE_RATE, read_audio
 from edge.errors import AudioFormatError, DataError
 from edge.progress import Progress
 
-from .evaluate import FA_TARGETS, HIT_AFTER_END_SECONDS, REFRACTORY_SECONDS, SECONDS_PER_HOUR, count_events, fire_positions
+from .evaluate import (FA_TARGETS, HIT_AFTER_END_SECONDS, REFRACTORY_SECONDS, SECONDS_PER_HOUR, THRESHOLDS, count_events,
+                       fire_positions)
 
 WUW_KEYWORDS = ("operator", "thinkengine", "onword", "wildfire", "voyager")
 PRECISE_WORDS = {"computer": "computer", "athena": "athena", "amelia": "amelia", "hey chatterbox": "heychatterbox"}
@@ -95,7 +96,6 @@ class ClipSet:
     kind: str  # "positive" | "negative"
     load: Callable[[], list[Clip]]
     language: str = "en"
-    condition_note: str = ""
 
 
 def wuw_split(session: str) -> str:
@@ -186,7 +186,7 @@ def positive_sets(word: str, paths: SuitePaths, limit: int | None = None) -> lis
     word = word.lower().strip()
     if word in WUW_KEYWORDS:
         return [ClipSet(f"WUW {word} (telephone, 8 kHz upsampled)", "positive",
-                        _wuw_loader(data / "wuw", (word,), "all", True, limit), condition_note="telephone")]
+                        _wuw_loader(data / "wuw", (word,), "all", True, limit))]
     if word in PRECISE_WORDS:
         return [ClipSet(f"precise {word}", "positive", _folder_loader(data / "precise" / PRECISE_WORDS[word], True, limit))]
     if word == "activate":
@@ -301,8 +301,6 @@ def _hits_per_word(fired: np.ndarray, words: list[tuple[int, int]], hit_after: i
 
 def thresholds_for(scored: list[ScoredSet]) -> np.ndarray:
     """Every distinct output value seen (int8 models have few), thinned to 400 at most."""
-    from .evaluate import THRESHOLDS
-
     values = np.unique(np.concatenate([s.probs for s in scored] + [np.asarray(THRESHOLDS)]))
     values = values[values > 0]
     if values.size > 400:
