@@ -49,11 +49,12 @@ def convert(samples: np.ndarray, rate: int, name: str = "<audio>") -> np.ndarray
     return to_int16(resample(data, rate))
 
 
-def read_audio(path: str | Path) -> np.ndarray:
+def read_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray:
     """Read a WAV/FLAC/OGG file of any common format and return 16 kHz mono int16.
 
     8/16/24/32-bit integer and float, mono or multi-channel, 8-48 kHz are accepted.
-    Anything else raises ``AudioFormatError`` naming the file.
+    Anything else raises ``AudioFormatError`` naming the file. ``max_seconds`` decodes only
+    that much from the start (a long music track capped without decoding all of it).
     """
     import soundfile as sf
 
@@ -63,7 +64,8 @@ def read_audio(path: str | Path) -> np.ndarray:
     try:
         info = sf.info(str(path))
         dtype = "int16" if info.subtype == "PCM_16" else "float64"
-        data, rate = sf.read(str(path), dtype=dtype, always_2d=False)
+        frames = -1 if max_seconds is None else max(int(max_seconds * info.samplerate), 1)
+        data, rate = sf.read(str(path), frames=frames, dtype=dtype, always_2d=False)
     except Exception as exc:  # libsndfile raises several types; all mean "unreadable"
         raise AudioFormatError(f"{path}: not a readable audio file ({_short(exc)})") from None
     if len(data) == 0:

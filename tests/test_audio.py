@@ -78,3 +78,12 @@ def test_real_shared_recordings_read(tmp_path):
     for path in sorted((ACTIVATE / "positives").glob("*.wav"))[:3] + [ACTIVATE / "hard_negatives" / "activated.wav"]:
         audio = read_audio(path)
         assert audio.dtype == np.int16 and audio.size > SAMPLE_RATE // 4
+
+
+def test_read_audio_max_seconds_decodes_only_the_start(tmp_path):
+    from edge.audio import write_wav
+
+    samples = (np.arange(3 * 16000) % 1000).astype(np.int16)
+    write_wav(tmp_path / "a.wav", samples)
+    part = read_audio(tmp_path / "a.wav", max_seconds=1.25)
+    assert part.size == 20000 and np.array_equal(part, samples[:20000])

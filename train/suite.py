@@ -139,17 +139,15 @@ def _folder_loader(folder: Path, positive: bool, limit: int | None, split: str =
         for path in _files(folder, pattern):
             if not in_split(path, split):
                 continue
+            room = None if max_minutes is None else int(max_minutes * 60 * SAMPLE_RATE) - total
+            if room is not None and room <= 0:
+                break
             try:
-                audio = read_audio(path)
+                audio = read_audio(path, None if room is None else room / SAMPLE_RATE)[:room]
             except AudioFormatError:
                 continue  # a few packaged prompts are empty files
             if positive:
                 audio = trim_silence(audio)
-            if max_minutes is not None:
-                room = int(max_minutes * 60 * SAMPLE_RATE) - total
-                if room <= 0:
-                    break
-                audio = audio[:room]
             if not audio.size or not np.any(audio):
                 continue
             total += audio.size
