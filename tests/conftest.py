@@ -29,6 +29,8 @@ from pathlib import Path
 
 import pytest
 
+from train.workers import kill_children
+
 MOSQUITTO = "/usr/sbin/mosquitto"
 MOSQUITTO_PASSWD = "/usr/bin/mosquitto_passwd"
 LOOPBACK = "127.0.0.1"
@@ -85,10 +87,7 @@ def hang_guard(request):
     before = set(multiprocessing.active_children())
     yield
     faulthandler.cancel_dump_traceback_later()
-    stray = set(multiprocessing.active_children()) - before
-    for child in stray:
-        child.kill()
-        child.join(START_TIMEOUT_SECONDS)
+    stray = kill_children(before)
     if stray:
         pytest.fail(f"{len(stray)} worker process(es) still running after the test: {sorted(c.name for c in stray)}")
 

@@ -177,7 +177,7 @@ def _stop_and_time(proc: subprocess.Popen, signum: int) -> tuple[float, str]:
     return elapsed, rest
 
 
-def _assert_stopped(proc: subprocess.Popen, signum: int, elapsed: float, err: str, code: int) -> None:
+def _assert_stopped(proc: subprocess.Popen, elapsed: float, err: str, code: int) -> None:
     assert proc.returncode == code, err[-2000:]
     assert "Traceback" not in err, err[-2000:]
     assert elapsed < STOP_SECONDS, f"took {elapsed:.2f} s to stop"
@@ -199,7 +199,7 @@ def test_edge_run_stops_on_a_stalled_pipe(signum):
         elapsed, err = _stop_and_time(proc, signum)
     finally:
         proc.stdin.close()
-    _assert_stopped(proc, signum, elapsed, err, 0)
+    _assert_stopped(proc, elapsed, err, 0)
     assert f"stopping (signal {int(signum)})" in err
 
 
@@ -212,7 +212,7 @@ def test_edge_synth_build_stops_with_busy_workers(tmp_path, signum):
     _wait_ready(proc, "synth: 0/4000", 3)
     time.sleep(1.0)  # the workers are loading sources / synthesizing
     elapsed, err = _stop_and_time(proc, signum)
-    _assert_stopped(proc, signum, elapsed, err, 128 + int(signum))
+    _assert_stopped(proc, elapsed, err, 128 + int(signum))
     assert "interrupted; run the same command again to resume" in err
 
 
@@ -222,7 +222,7 @@ def test_edge_synth_tts_stops_with_busy_workers(tmp_path, signum):
                    "--engines", "espeak-ng,flite,festival"])
     _wait_ready(proc, "tts: clips: ", 3)
     elapsed, err = _stop_and_time(proc, signum)
-    _assert_stopped(proc, signum, elapsed, err, 128 + int(signum))
+    _assert_stopped(proc, elapsed, err, 128 + int(signum))
 
 
 @pytest.mark.slow
@@ -234,7 +234,7 @@ def test_edge_train_stops_mid_epoch(tmp_path, signum):
     proc = _start(args)
     _wait_ready(proc, "epoch 2/", 1)
     elapsed, err = _stop_and_time(proc, signum)
-    _assert_stopped(proc, signum, elapsed, err, 128 + int(signum))
+    _assert_stopped(proc, elapsed, err, 128 + int(signum))
     assert "interrupted; run the same command again to resume" in err
 
 
@@ -246,4 +246,4 @@ def test_edge_eval_stops_while_scoring(tmp_path, signum):
     _wait_ready(proc, "scoring", 1)
     time.sleep(0.5)
     elapsed, err = _stop_and_time(proc, signum)
-    _assert_stopped(proc, signum, elapsed, err, 128 + int(signum))
+    _assert_stopped(proc, elapsed, err, 128 + int(signum))

@@ -102,6 +102,10 @@ def test_edge_eval_suite_real_on_the_shipped_model(tmp_path):
     short = subprocess.run(cmd[:-6] + ["--limit", "1", "--out", str(out)], cwd=REPO, capture_output=True, text=True, timeout=800)
     assert short.returncode == 2 and "h of negative audio (the suite needs 6 h)" in short.stderr
     assert "Traceback" not in short.stderr
+    # an output folder that cannot be made: said before any work
+    bad = subprocess.run(cmd[:-1] + ["/proc/no-such/suite"], cwd=REPO, capture_output=True, text=True, timeout=800)
+    assert bad.returncode == 2 and "cannot create the output folder" in bad.stderr and "loading sets" not in bad.stderr
+    assert "Traceback" not in bad.stderr
 
 
 @pytest.mark.timeout(900)

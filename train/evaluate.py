@@ -70,19 +70,22 @@ class Counts:
     misses: int
     false_accepts: int
     latencies: tuple[float, ...]
+    hit_words: tuple[bool, ...] = ()
+    """One entry per word, in order: was it hit."""
 
 
 def count_events(fired: np.ndarray, words: list[tuple[int, int]], hit_after: int = int(HIT_AFTER_END_SECONDS * SAMPLE_RATE)) -> Counts:
     """A word is hit by the first firing in [start, end + hit_after]; other firings are false accepts."""
     used = np.zeros(fired.size, dtype=bool)
-    hits, latencies = 0, []
+    hits, latencies, hit_words = 0, [], []
     for start, end in words:
         inside = np.flatnonzero((fired >= start) & (fired <= end + hit_after))
+        hit_words.append(bool(inside.size))
         if inside.size:
             hits += 1
             used[inside] = True
             latencies.append((fired[inside[0]] - end) / SAMPLE_RATE)
-    return Counts(hits, len(words) - hits, int((~used).sum()), tuple(latencies))
+    return Counts(hits, len(words) - hits, int((~used).sum()), tuple(latencies), tuple(hit_words))
 
 
 def _mix_background(audio: np.ndarray, backgrounds, snr_db: float, rng) -> np.ndarray:

@@ -11,7 +11,7 @@ import numpy as np
 from edge.audio import read_audio
 from edge.errors import AudioFormatError, DataError
 
-AUDIO_SUFFIXES = (".wav", ".flac", ".ogg")
+AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus")
 SPLIT_BUCKETS = 100
 SPLITS = ("all", "train", "eval")
 TRIM_FRAME = 160

@@ -55,6 +55,8 @@ NOISE_SNR_DB = 10.0
 RIR_SEED = 90210
 """Simulated rooms for the reverberant condition; training banks use the dataset's seed."""
 MIN_NEGATIVE_HOURS = 6.0
+MAX_THRESHOLDS = 400
+TOP_THRESHOLDS = 100
 CONTEXT_SEED_BASE = 1_000_000
 """Seeds of the speech placed before words said alone (clips use their own index)."""
 
@@ -77,7 +79,6 @@ MUSIC_SETS = (
     ("music: planetblupi", "usr/share/planetblupi/music"),
     ("music: asterisk moh", "usr/share/asterisk/moh"),
 )
-SUITE_AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus")
 
 
 @dataclass
@@ -103,10 +104,13 @@ def wuw_split(session: str) -> str:
     return "eval" if bucket < WUW_EVAL_PERCENT else "train"
 
 
-def _files(folder: Path, pattern: str = "*") -> list[Path]:
+def _files(folder: Path, pattern: str | None = None) -> list[Path]:
+    """``train.sources.list_audio``, with the hint to fetch the Debian audio when a folder is missing."""
+    from train.sources import list_audio
+
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder (for the Debian audio run: bash scripts/fetch_eval_audio.sh)")
-    return sorted(p for p in folder.rglob(pattern) if p.suffix.lower() in SUITE_AUDIO_SUFFIXES and p.is_file() and not p.is_symlink())
+    return list_audio(folder / pattern if pattern else folder)
 
 
 def _wuw_loader(root: Path, keywords: tuple[str, ...], sessions: str, positive: bool, limit: int | None) -> Callable[[], list[Clip]]:
@@ -131,7 +135,7 @@ def _wuw_loader(root: Path, keywords: tuple[str, ...], sessions: str, positive: 
 
 
 def _folder_loader(folder: Path, positive: bool, limit: int | None, split: str = "all", max_minutes: float | None = None,
-                   pattern: str = "*") -> Callable[[], list[Clip]]:
+                   pattern: str | None = None) -> Callable[[], list[Clip]]:
     def load() -> list[Clip]:
         from train.sources import in_split, trim_silence
 
@@ -290,19 +294,14 @@ def build_stream(clips: list[Clip], condition: str, conditions: Conditions, cont
     return audio, words, groups
 
 
-def _hits_per_word(fired: np.ndarray, words: list[tuple[int, int]], hit_after: int) -> np.ndarray:
-    hits = np.zeros(len(words), dtype=bool)
-    for i, (start, end) in enumerate(words):
-        hits[i] = bool(np.any((fired >= start) & (fired <= end + hit_after)))
-    return hits
-
-
 def thresholds_for(scored: list[ScoredSet]) -> np.ndarray:
-    """Every distinct output value seen (int8 models have few), thinned to 400 at most."""
+    """Every distinct output value seen (int8 models have few); past ``MAX_THRESHOLDS``,
+    evenly spaced quantiles plus the ``TOP_THRESHOLDS`` highest values (where FA/h targets sit)."""
     values = np.unique(np.concatenate([s.probs for s in scored] + [np.asarray(THRESHOLDS)]))
     values = values[values > 0]
-    if values.size > 400:
-        values = np.unique(np.concatenate([np.quantile(values, np.linspace(0, 1, 300)), values[-100:]]))
+    if values.size > MAX_THRESHOLDS:
+        spread = np.quantile(values, np.linspace(0, 1, MAX_THRESHOLDS - TOP_THRESHOLDS))
+        values = np.unique(np.concatenate([spread, values[-TOP_THRESHOLDS:]]))
     return values
 
 
@@ -404,6 +403,11 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
     word = config.word or json.loads(config.model.with_suffix(".json").read_text()).get("word")
     if not word:
         raise DataError(f"{config.model}: its metadata names no word; pass --word")
+    out = config.out
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"{out}: cannot create the output folder ({exc.strerror})") from None
     if paths.debian is None:
         print("edge-eval: no Debian audio (multilingual speech, music): run bash scripts/fetch_eval_audio.sh", file=log, flush=True)
     sets = positive_sets(word, paths, config.limit) + negative_sets(word, paths, config.limit, config.music_minutes)
@@ -435,8 +439,6 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
         best = analysis["targets"].get("1")
         analysis["latency"] = latency(scored, best["threshold"] if best else model_threshold)
         result.conditions[condition] = analysis
-    out = config.out
-    out.mkdir(parents=True, exist_ok=True)
     data = result.to_dict()
     (out / "suite.json").write_text(json.dumps(data, indent=1) + "\n")
     plot_suite_det(out / "suite-det.png", data)
@@ -456,7 +458,8 @@ def analyse_rows(scored: list[ScoredSet], thresholds) -> list[dict]:
     rows = []
     for t in thresholds:
         fa = {s.name: int(fire_positions(s.steps, s.probs, float(t), ref).size) for s in scored if s.kind == "negative"}
-        hits = {s.name: _hits_per_word(fire_positions(s.steps, s.probs, float(t), ref), s.words, hit_after) for s in scored if s.kind == "positive"}
+        hits = {s.name: np.array(count_events(fire_positions(s.steps, s.probs, float(t), ref), s.words, hit_after).hit_words, dtype=bool)
+                for s in scored if s.kind == "positive"}
         rows.append({"threshold": float(t), "fa": fa, "fa_per_hour": sum(fa.values()) / neg_hours if neg_hours else 0.0, "hits": hits})
     return rows
 

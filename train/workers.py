@@ -88,8 +88,10 @@ def worker_pool(workers: int, initializer: Callable | None = None, initargs: tup
     executor.shutdown(wait=True)
 
 
-def kill_children(keep: set) -> None:
-    """SIGKILL and reap every live child process of this one that is not in ``keep``."""
-    for child in set(mp.active_children()) - keep:
+def kill_children(keep: set) -> list:
+    """SIGKILL and reap every live child process of this one that is not in ``keep``; returns them."""
+    stray = sorted(set(mp.active_children()) - keep, key=lambda child: child.pid)
+    for child in stray:
         child.kill()
         child.join()
+    return stray
