@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import AudioFormatError
+from .errors import AudioFormatError, EmptyAudioError
 
 SAMPLE_RATE = 16000
 """The one sample rate of the whole pipeline (Hz)."""
@@ -69,7 +69,7 @@ def read_audio(path: str | Path, max_seconds: float | None = None) -> np.ndarray
     except Exception as exc:  # libsndfile raises several types; all mean "unreadable"
         raise AudioFormatError(f"{path}: not a readable audio file ({_short(exc)})") from None
     if len(data) == 0:
-        raise AudioFormatError(f"{path}: contains no audio samples")
+        raise EmptyAudioError(f"{path}: contains no audio samples")
     return convert(data, int(rate), str(path))
 
 

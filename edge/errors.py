@@ -14,6 +14,10 @@ class AudioFormatError(EdgeError, ValueError):
     """An audio file or stream that cannot be read or converted to 16 kHz mono int16."""
 
 
+class EmptyAudioError(AudioFormatError):
+    """A well-formed audio file with no samples (packaged prompt collections have a few)."""
+
+
 class ModelError(EdgeError, ValueError):
     """A missing, corrupt or mismatched model / metadata file."""
 

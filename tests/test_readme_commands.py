@@ -142,6 +142,7 @@ def handled(line: str) -> bool:
         or line in RUN_BY_TEST_README
         or line in RUN_BY_TEST_SUITE
         or line in lines_of(training_block())
+        or line == word_line()
         or line in edge_run_lines()
     )
 
@@ -316,19 +317,47 @@ def test_training_block_runs_at_toy_scale(workdir):
     assert "computer.tflite (computer" in err and "stopping (signal" in err
 
 
+@pytest.mark.slow
 def test_model_recipe_runs_at_toy_scale(workdir):
     pytest.importorskip("tensorflow")
     cwd, env = workdir
     assert "bash scripts/make_activate_model.sh" in README
-    env = dict(env, COUNT="16", VAL_COUNT="8", EPOCHS="1", TTS_POSITIVES="6", TTS_NEGATIVES="6", SHARED=str(SHARED),
-               PYTHON=sys.executable)
+    env = dict(env, COUNT="16", VAL_COUNT="8", EPOCHS="1", TUNE_EPOCHS="1", TTS_POSITIVES="6", TTS_NEGATIVES="6",
+               SHARED=str(SHARED), NO_SUITE="1", PYTHON=sys.executable)
     work = cwd / "recipe"
     res = subprocess.run(["bash", str(REPO / "scripts" / "make_activate_model.sh"), str(work)], cwd=cwd, env=env,
                          capture_output=True, text=True, timeout=900)
     assert res.returncode == 0, (res.stdout[-1500:], res.stderr[-3000:])
-    assert [l for l in res.stdout.splitlines() if l.startswith("== ")][-1].startswith("== 5/5")
+    assert res.stdout.strip().endswith(f"done: {work}")
     meta = json.loads((work / "activate.json").read_text())
-    assert meta["word"] == "activate" and meta["detector"]["threshold"] == 0.985
-    assert json.loads((work / "ds-train" / "dataset.json").read_text())["count"] == 16
-    assert (work / "eval").is_dir() and any((work / "eval").iterdir())
+    assert meta["word"] == "activate" and meta["calibration"]["target_fa_per_hour"] == 0.5
+    dataset = json.loads((work / "ds-train" / "dataset.json").read_text())
+    assert dataset["count"] == 16
+    real = [f["path"] for f in dataset["sources"]["positives"]["files"] if "/activate/positives/" in f["path"]]
+    assert real and all(Path(p).name.startswith(("coursera__1", "coursera__2")) for p in real)  # the speaker split
 
+
+def word_line() -> str:
+    return next(l for l in readme_lines() if l.startswith("edge-word "))
+
+
+WORD_TOY_SECONDS = 850
+WORD_TOY_FLAGS = "--tts-positives 6 --tts-negatives 6 --count 16 --val-count 8 --epochs 1 --tune-epochs 1 --no-suite"
+
+
+@pytest.mark.slow
+def test_edge_word_line_runs_at_toy_scale_and_resumes(workdir):
+    pytest.importorskip("tensorflow")
+    cwd, env = workdir
+    line = f"{as_here(word_line())} {WORD_TOY_FLAGS}"
+    res = subprocess.run(["bash", "-c", line], cwd=cwd, env=env, capture_output=True, text=True, timeout=WORD_TOY_SECONDS)
+    assert res.returncode == 0, (res.stdout[-1500:], res.stderr[-3000:])
+    model = cwd / "data" / "computer" / "computer.tflite"
+    meta = json.loads(model.with_suffix(".json").read_text())
+    assert meta["word"] == "computer" and 0.0 < meta["detector"]["threshold"] < 1.0
+    assert meta["calibration"]["negative_hours"] > 1.0  # real training audio, hours of it
+    assert sorted(p.stem for p in (cwd / "data" / "computer" / "steps").glob("*.done")) == sorted(
+        ["tts", "build", "train", "convert", "mine", "tune", "final"])
+    assert "edge-word: 7/7 final" in res.stderr and "ready" in res.stderr
+    again = run_to_end(line, cwd, env)  # everything done: every step skipped
+    assert again.returncode == 0 and again.stderr.count("done before, skipped") == 7

@@ -28,6 +28,7 @@ from edge.audio import write_wav
 from edge.errors import DataError
 from edge.features import compute_features
 
+from .assets import real_rirs
 from .augment import make_rir_bank
 from .sources import ClipPool
 from .synth import ExampleSynth, SynthConfig
@@ -62,7 +63,8 @@ def load_synth(spec: BuildSpec) -> ExampleSynth:
     positives = ClipPool.load("positive", list(spec.positives), trim=True)
     negatives = ClipPool.load("negative", list(spec.negatives), trim=True)
     backgrounds = ClipPool.load("background", list(spec.backgrounds))
-    return ExampleSynth(positives, negatives, backgrounds, make_rir_bank(spec.seed), spec.synth)
+    real = real_rirs() if spec.synth.real_rir_share > 0 and spec.synth.reverb_prob > 0 else ()
+    return ExampleSynth(positives, negatives, backgrounds, make_rir_bank(spec.seed), spec.synth, real_rirs=tuple(real))
 
 
 def _init_worker(spec: BuildSpec) -> None:

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import hashlib
+import re
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from edge.audio import read_audio
-from edge.errors import AudioFormatError, DataError
+from edge.errors import AudioFormatError, DataError, EmptyAudioError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus")
 SPLIT_BUCKETS = 100
@@ -44,10 +46,23 @@ def list_audio(folder: str | Path) -> list[Path]:
     return sorted(p for p in folder.rglob("*") if p.suffix.lower() in AUDIO_SUFFIXES and p.is_file())
 
 
+WUW_FILE = re.compile(r"WUWII(\d{5})_")
+"""WUW corpus file names carry the call session; one session is one caller."""
+
+
+def wuw_split(session: str, eval_percent: int = 50) -> str:
+    """The fixed WUW split: by a hash of the session, so no caller is on both sides."""
+    bucket = int(hashlib.sha1(f"wuw-session-{session}".encode()).hexdigest(), 16) % SPLIT_BUCKETS
+    return "eval" if bucket < eval_percent else "train"
+
+
 def in_split(path: Path, split: str, eval_percent: int = 50) -> bool:
-    """Deterministic file-level split by a hash of the file name."""
+    """Deterministic split by a hash of the file name (WUW files: of their call session)."""
     if split == "all":
         return True
+    session = WUW_FILE.match(path.name)
+    if session:
+        return wuw_split(session.group(1), eval_percent) == split
     bucket = int(hashlib.sha1(path.name.encode()).hexdigest(), 16) % SPLIT_BUCKETS
     is_eval = bucket < eval_percent
     return is_eval if split == "eval" else not is_eval
@@ -129,9 +144,13 @@ class ClipPool:
             files = [p for p in list_audio(folder) if in_split(p, split)]
             if not files:
                 raise DataError(f"{folder}: no audio files for {kind} (split {split})")
+            empty = 0
             for path in files:
                 try:
                     audio = read_audio(path)
+                except EmptyAudioError:
+                    empty += 1
+                    continue
                 except AudioFormatError as exc:
                     raise DataError(f"unreadable {kind} clip: {exc}") from None
                 if trim:
@@ -139,6 +158,8 @@ class ClipPool:
                 if audio.size >= min_samples and np.any(audio):
                     paths.append(str(path))
                     clips.append(audio)
+            if empty:
+                print(f"{kind} source {folder}: skipped {empty} file(s) with no audio samples", file=sys.stderr)
             groups.append((len(clips) - before, share))
         if not clips:
             raise DataError(f"no usable {kind} clips in {', '.join(specs)}")

@@ -15,16 +15,17 @@ come from (per negative set and language). Positives are scored in place: a word
 sentence keeps its sentence, a word said alone gets 1.5 s of real speech before it.
 
 The fixed split: WUW sessions are split by a hash of the session number
-(``wuw_split(session)``); recipes may train on ``train`` sessions, the suite's negatives
-are ``eval`` sessions only. Folders given as ``DIR:eval`` are the evaluation half of
-``train.sources.in_split``. The 14 shared "activate" recordings: ``ite5th__*`` (one
-speaker never used in training) and the labelled dev clips (speakers the shipped model
-was trained on, reported as their own set).
+(``train.sources.wuw_split(session)``, also what ``wuw/...:train`` selects in a recipe);
+recipes may train on ``train`` sessions, the suite's negatives are ``eval`` sessions only.
+Every other negative folder, the Debian speech and music included, is scored on its
+``:eval`` half (``train.sources.in_split``, by file name); recipes train on ``:train``.
+The 14 shared "activate" recordings are split by speaker: ``ite5th__*`` and
+``coursera__3*`` / ``coursera__4*`` are scored, recipes may train on ``coursera__[12]*``;
+the labelled dev clips (training speakers) are reported as their own set.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import sys
@@ -37,6 +38,7 @@ import numpy as np
 from edge.audio import SAMPLE_RATE, read_audio
 from edge.errors import AudioFormatError, DataError
 from edge.progress import Progress
+from train.sources import wuw_split
 
 from .evaluate import (FA_TARGETS, HIT_AFTER_END_SECONDS, REFRACTORY_SECONDS, SECONDS_PER_HOUR, THRESHOLDS, count_events,
                        fire_positions)
@@ -44,8 +46,6 @@ from .evaluate import (FA_TARGETS, HIT_AFTER_END_SECONDS, REFRACTORY_SECONDS, SE
 WUW_KEYWORDS = ("operator", "thinkengine", "onword", "wildfire", "voyager")
 PRECISE_WORDS = {"computer": "computer", "athena": "athena", "amelia": "amelia", "hey chatterbox": "heychatterbox"}
 WUW_GROUP_FIELDS = ("gender", "dialect", "phone")
-WUW_SPLIT_BUCKETS = 100
-WUW_EVAL_PERCENT = 50
 CONTEXT_SECONDS = 1.5
 AFTER_SECONDS = 1.0
 GAP_SECONDS = 0.25
@@ -59,6 +59,11 @@ MAX_THRESHOLDS = 400
 TOP_THRESHOLDS = 100
 CONTEXT_SEED_BASE = 1_000_000
 """Seeds of the speech placed before words said alone (clips use their own index)."""
+
+ACTIVATE_EVAL_PATTERNS = ("ite5th__*", "coursera__3*", "coursera__4*")
+"""The fixed speaker split of the 14 real "activate" recordings (by speaker prefix): 3 of
+the 5 speakers are scored here; recipes may train on ``ACTIVATE_TRAIN_PATTERN`` only."""
+ACTIVATE_TRAIN_PATTERN = "coursera__[12]*"
 
 SOUNDS = "usr/share/asterisk/sounds"
 LANGUAGE_SETS = (
@@ -99,11 +104,6 @@ class ClipSet:
     language: str = "en"
 
 
-def wuw_split(session: str) -> str:
-    bucket = int(hashlib.sha1(f"wuw-session-{session}".encode()).hexdigest(), 16) % WUW_SPLIT_BUCKETS
-    return "eval" if bucket < WUW_EVAL_PERCENT else "train"
-
-
 def _files(folder: Path, pattern: str | None = None) -> list[Path]:
     """``train.sources.list_audio``, with the hint to fetch the Debian audio when a folder is missing."""
     from train.sources import list_audio
@@ -135,12 +135,12 @@ def _wuw_loader(root: Path, keywords: tuple[str, ...], sessions: str, positive: 
 
 
 def _folder_loader(folder: Path, positive: bool, limit: int | None, split: str = "all", max_minutes: float | None = None,
-                   pattern: str | None = None) -> Callable[[], list[Clip]]:
+                   pattern: tuple[str, ...] = ()) -> Callable[[], list[Clip]]:
     def load() -> list[Clip]:
         from train.sources import in_split, trim_silence
 
         clips, total = [], 0
-        for path in _files(folder, pattern):
+        for path in [p for glob in pattern for p in _files(folder, glob)] if pattern else _files(folder):
             if not in_split(path, split):
                 continue
             room = None if max_minutes is None else int(max_minutes * 60 * SAMPLE_RATE) - total
@@ -193,7 +193,8 @@ def positive_sets(word: str, paths: SuitePaths, limit: int | None = None) -> lis
         return [ClipSet(f"precise {word}", "positive", _folder_loader(data / "precise" / PRECISE_WORDS[word], True, limit))]
     if word == "activate":
         return [
-            ClipSet("activate: unseen speaker (ite5th)", "positive", _folder_loader(data / "activate" / "positives", True, limit, pattern="ite5th__*")),
+            ClipSet("activate: held-out speakers (ite5th, coursera 3-4)", "positive",
+                    _folder_loader(data / "activate" / "positives", True, limit, pattern=ACTIVATE_EVAL_PATTERNS)),
             ClipSet("activate: dev clips in sentences (training speakers)", "positive", _labelled_loader(data / "activate" / "dev", limit)),
         ]
     known = ", ".join((*WUW_KEYWORDS, *PRECISE_WORDS, "activate"))
@@ -212,9 +213,11 @@ def negative_sets(word: str, paths: SuitePaths, limit: int | None = None, music_
     sets += [ClipSet(f"precise {w}", "negative", _folder_loader(data / "precise" / folder, False, limit))
              for w, folder in PRECISE_WORDS.items() if w != word]
     if paths.debian is not None:
-        sets += [ClipSet(name, "negative", _folder_loader(paths.debian / rel, False, limit), language=lang) for name, lang, rel in LANGUAGE_SETS]
+        sets += [ClipSet(f"{name} (eval half)", "negative", _folder_loader(paths.debian / rel, False, limit, "eval"), language=lang)
+                 for name, lang, rel in LANGUAGE_SETS]
         minutes = min(music_minutes, limit) if limit else music_minutes
-        sets += [ClipSet(name, "negative", _folder_loader(paths.debian / rel, False, limit, max_minutes=minutes), language="music")
+        sets += [ClipSet(f"{name} (eval half)", "negative", _folder_loader(paths.debian / rel, False, limit, "eval", max_minutes=minutes),
+                         language="music")
                  for name, rel in MUSIC_SETS]
     return sets
 

@@ -22,6 +22,7 @@ from edge.audio import SAMPLE_RATE, to_int16
 from edge.geometry import DEFAULT_GEOMETRY, StepGeometry
 
 from .augment import INT16_SCALE, change_speed, normalise, random_eq, reverberate, rms, to_float
+from .channel import ChannelConfig, apply_channel
 from .sources import ClipPool
 
 MAX_PLACEMENT_TRIES = 100
@@ -39,6 +40,9 @@ class SynthConfig:
     no_background_prob: float = 0.08
     reverb_prob: float = 0.5
     reverb_wet: tuple[float, float] = (0.3, 1.0)
+    real_rir_share: float = 0.35
+    """Of the reverberated clips, the share that gets a real room (train.assets.real_rirs)."""
+    channel: ChannelConfig = ChannelConfig()
     speed_range: tuple[float, float] = (0.85, 1.15)
     eq_prob: float = 0.5
     clip_gain_db: tuple[float, float] = (-6.0, 6.0)
@@ -98,11 +102,13 @@ class ExampleSynth:
         rirs: list[np.ndarray],
         config: SynthConfig = SynthConfig(),
         geometry: StepGeometry = DEFAULT_GEOMETRY,
+        real_rirs: tuple[np.ndarray, ...] = (),
     ) -> None:
         self.positives = positives
         self.negatives = negatives
         self.backgrounds = backgrounds
         self.rirs = rirs
+        self.real_rirs = tuple(real_rirs)
         self.config = config
         self.geometry = geometry
         self.n_steps = geometry.steps_for_samples(config.clip_samples)
@@ -132,10 +138,12 @@ class ExampleSynth:
             x, eq = random_eq(x, rng)
             info.update(eq)
         if self.rirs and rng.random() < cfg.reverb_prob:
-            r = int(rng.integers(len(self.rirs)))
+            real = bool(self.real_rirs) and rng.random() < cfg.real_rir_share
+            bank = self.real_rirs if real else self.rirs
+            r = int(rng.integers(len(bank)))
             wet = float(rng.uniform(*cfg.reverb_wet))
-            x = reverberate(x, self.rirs[r], wet)
-            info.update({"rir": r, "reverb_wet": round(wet, 3)})
+            x = reverberate(x, bank[r], wet)
+            info.update({"real_rir" if real else "rir": r, "reverb_wet": round(wet, 3)})
         return x, info
 
     def context_piece(self, rng: np.random.Generator, seconds: tuple[float, float], word_rms: float, lead: bool) -> tuple[np.ndarray, dict]:
@@ -220,6 +228,8 @@ class ExampleSynth:
             if kind == "positive":
                 insert_ones(labels, seg[0] + word_end, self.geometry)
             events.append(info)
+        mix, channel = apply_channel(mix, rng, cfg.channel)
+        record.update(channel)
         target = float(rng.uniform(*cfg.target_dbfs))
         audio = to_int16(normalise(mix, target) * (INT16_SCALE / 32767.0))
         record.update({"seed": seed, "index": index, "target_dbfs": round(target, 2), "events": events})

@@ -15,6 +15,7 @@ import sys
 from edge.errors import run_guarded
 
 from .dataset import BuildSpec, build
+from .speakers import DEFAULT_MAX_CLIPS, DEFAULT_SEED, DEFAULT_THRESHOLD, TELEPHONE_THRESHOLD
 from .synth import SynthConfig
 
 
@@ -42,6 +43,12 @@ def _tts(args: argparse.Namespace) -> int:
     return run_tts(args)
 
 
+def _speakers(args: argparse.Namespace) -> int:
+    from .speakers import run_speakers
+
+    return run_speakers(args)
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-synth", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", required=True)
@@ -66,6 +73,14 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--workers", type=int, default=0)
     t.set_defaults(func=_tts)
+    s = sub.add_parser("speakers", help="count distinct speakers in folders of speech (speaker encoder)")
+    s.add_argument("dirs", nargs="+", metavar="DIR")
+    s.add_argument("--max-clips", type=int, default=DEFAULT_MAX_CLIPS, help="clips sampled from all folders (default %(default)s)")
+    s.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
+                   help=f"cosine distance that splits speakers (default %(default)s; {TELEPHONE_THRESHOLD} for telephone audio)")
+    s.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    s.add_argument("--json", metavar="OUT", help="also write the report as JSON")
+    s.set_defaults(func=_speakers)
     return p
 
 

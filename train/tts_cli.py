@@ -1,8 +1,9 @@
 """``edge-synth tts``: offline TTS clips for a word, hard negatives and ordinary speech.
 
-Writes three folders under ``--out``: ``positives/`` (the word in many voices),
-``hard_negatives/`` (words that sound alike, chosen by phonetic similarity) and
-``negatives/`` (ordinary words and sentences). Each has a ``manifest.jsonl`` naming the
+Writes four folders under ``--out``: ``positives/`` (the word in many voices),
+``hard_negatives/`` (words that sound alike, chosen by phonetic similarity),
+``negatives/`` (ordinary words and sentences) and ``foreign/`` (pseudo-sentences in
+other languages, :mod:`train.languages`, spoken by espeak-ng and Kokoro's native voices). Each has a ``manifest.jsonl`` naming the
 engine, voice, pitch, speed and seed of every clip; re-running resumes.
 
 Words that *begin with* the whole target ("activated", "activates" for "activate") are
@@ -19,12 +20,16 @@ import argparse
 import os
 from pathlib import Path
 
+from .languages import LANGUAGES, foreign_phrases
 from .phonetic import containing_words, ordinary_phrases, similar_words
 from .tts import generate_clips
 
 HARD_NEGATIVE_WORDS = 40
 ORDINARY_PHRASES = 60
 PREFIX_MARGIN = 1
+FOREIGN_SHARE = 0.5
+"""Foreign pseudo-sentences, as a share of ``--negatives`` (spread over the languages)."""
+SEED_OFFSETS = {"positives": 0, "hard_negatives": 1, "negatives": 2, "foreign": 3}
 
 
 def hard_negative_words(word: str, n: int = HARD_NEGATIVE_WORDS) -> list[str]:
@@ -42,12 +47,18 @@ def hard_negative_words(word: str, n: int = HARD_NEGATIVE_WORDS) -> list[str]:
 def run_tts(args: argparse.Namespace) -> int:
     out = Path(args.out)
     workers = args.workers or os.cpu_count()
-    generate_clips([args.word], args.positives, out / "positives", seed=args.seed, workers=workers)
+    seeds = {k: args.seed + off for k, off in SEED_OFFSETS.items()}
+    generate_clips([args.word], args.positives, out / "positives", seed=seeds["positives"], workers=workers)
     hard = hard_negative_words(args.word)
     per_hard = max(args.negatives // len(hard), 1)
-    generate_clips(hard, per_hard, out / "hard_negatives", seed=args.seed + 1, workers=workers)
+    generate_clips(hard, per_hard, out / "hard_negatives", seed=seeds["hard_negatives"], workers=workers)
     phrases = ordinary_phrases(ORDINARY_PHRASES, args.seed, exclude=[args.word, *containing_words(args.word)])
     per_phrase = max(args.negatives // (2 * len(phrases)), 1)
-    generate_clips(phrases, per_phrase, out / "negatives", seed=args.seed + 2, workers=workers)
-    print(f"tts clips ready in {out}: positives/, hard_negatives/ ({len(hard)} words), negatives/ ({len(phrases)} phrases)")
+    generate_clips(phrases, per_phrase, out / "negatives", seed=seeds["negatives"], workers=workers)
+    per_language = max(int(args.negatives * FOREIGN_SHARE) // len(LANGUAGES), 1)
+    for code in LANGUAGES:
+        generate_clips(foreign_phrases(code, per_language, args.seed), 1, out / "foreign", seed=seeds["foreign"],
+                       workers=workers, language=code)
+    print(f"tts clips ready in {out}: positives/, hard_negatives/ ({len(hard)} words), negatives/ ({len(phrases)} phrases), "
+          f"foreign/ ({per_language} phrases in each of {len(LANGUAGES)} languages)")
     return 0

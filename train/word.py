@@ -1,0 +1,346 @@
+"""edge-word: train your own wake word from text, in one command.
+
+    edge-word voyager --out data/voyager            # TTS -> build -> train -> mine -> tune -> convert -> suite
+
+Steps (each a project command run as its own process, so its progress shows as it goes):
+
+ 1. ``tts``         offline TTS: the word in many voices, similar-sounding words, ordinary
+                    phrases, and pseudo-sentences in 12 other languages (``edge-synth tts``)
+ 2. ``build``       labelled 10 s training and validation clips (``edge-synth build``) over
+                    real negative *training* audio: the training halves of LJ Speech, the
+                    English, Spanish, French, Italian and Russian prompts, WUW callers'
+                    training sessions (other keywords only), Speech Commands, Precise's
+                    not-wake-words, and the training half of Debian's music as backgrounds
+ 3. ``train``       the Conv1D + GRU model (``edge-train``)
+ 4. ``convert``     int8 streaming model, parity-checked (``edge-convert``): round 1
+ 5. ``mine``        where round 1 fires on the real negative training audio (``edge-mine``)
+ 6. ``tune``        a second training set where the mined clips get a share of the negative
+                    draws, and fine-tuning from round 1 (``edge-train --init``)
+ 7. ``final``       the int8 model of round 2, its threshold calibrated on the real negative
+                    training audio for ``--target-fa`` false accepts per hour
+ 8. ``suite``       the real-voice benchmark (``edge-eval --suite real``) for round 1 (clean
+                    only) and the final model (all conditions), when the suite has
+                    recordings of the word; otherwise the command says so
+
+Each step leaves a marker in ``OUT/steps/``; re-running the same command skips finished
+steps and resumes the one that was interrupted (every step resumes on its own). The
+evaluation audio of the suite never reaches training: every real folder is given as its
+``:train`` half (WUW: by call session), see :mod:`train.suite`. Fits a 2-core CPU (the
+log of each step shows its time; about an hour with the defaults).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+import numpy as np
+
+from edge.errors import DataError, run_guarded
+
+from .suite import ACTIVATE_TRAIN_PATTERN, LANGUAGE_SETS, MUSIC_SETS, PRECISE_WORDS, WUW_KEYWORDS, default_paths
+
+STEPS_DIR = "steps"
+TRAINING_MUSIC = ("music: drascula", "music: nexuiz", "music: singularity", "music: asterisk moh")
+"""Music packages whose training halves serve as backgrounds (enough minutes, moderate memory)."""
+REAL_POSITIVE_SHARE = 0.15
+MINED_SHARE = 0.3
+TUNE_LR = 3e-4
+TUNE_COUNT_SHARE = 0.5
+CALIBRATE_THRESHOLD = 0.3
+MAX_THRESHOLD = 0.999999
+THRESHOLD_DIGITS = 7
+ROUND1_CONDITIONS = "clean"
+CHILD_STOP_SECONDS = 10.0
+
+
+@dataclass(frozen=True)
+class WordRecipe:
+    word: str
+    out: Path
+    shared: Path
+    debian: Path | None
+    tts_positives: int = 1500
+    tts_negatives: int = 900
+    count: int = 3000
+    val_count: int = 300
+    epochs: int = 8
+    patience: int = 3
+    tune_epochs: int = 3
+    mine_threshold: float = 0.5
+    target_fa_per_hour: float = 0.5
+    refractory: float = 2.0
+    seed: int = 11
+    suite: bool = True
+    extra_positives: tuple[str, ...] = field(default=())
+
+    @property
+    def name(self) -> str:
+        return "_".join(self.word.lower().split())
+
+
+def real_negatives(recipe: WordRecipe) -> list[str]:
+    """Real audio without the word that recipes may train on (training halves only)."""
+    data = recipe.shared / "data"
+    word = recipe.word.lower()
+    specs = [f"{data / 'wuw' / style / k}:train" for k in WUW_KEYWORDS if k != word for style in ("alone", "sentence")]
+    specs += [f"{data / 'speech' / 'ljspeech'}:train", f"{data / 'speech' / 'asterisk_prompts'}:train",
+              str(data / "speech_commands"), str(data / "precise" / "not-wake-words")]
+    if word != "activate":
+        specs.append(str(data / "activate" / "negatives"))
+    if recipe.debian is not None:
+        specs += [f"{recipe.debian / rel}:train" for _, _, rel in LANGUAGE_SETS]
+    return specs
+
+
+def backgrounds(recipe: WordRecipe) -> list[str]:
+    data = recipe.shared / "data"
+    specs = [str(data / "activate" / "backgrounds"), str(data / "noise"), f"{data / 'speech' / 'ljspeech'}:train"]
+    if recipe.debian is not None:
+        specs += [f"{recipe.debian / rel}:train" for name, rel in MUSIC_SETS if name in TRAINING_MUSIC]
+        specs += [f"{recipe.debian / rel}:train" for _, _, rel in LANGUAGE_SETS[::2]]
+    return specs
+
+
+def positives(recipe: WordRecipe) -> list[str]:
+    specs = [str(recipe.out / "tts" / "positives")]
+    if recipe.word.lower() == "activate":
+        specs.append(f"{recipe.shared / 'data' / 'activate' / 'positives' / ACTIVATE_TRAIN_PATTERN}@{REAL_POSITIVE_SHARE}")
+    return specs + list(recipe.extra_positives)
+
+
+def tts_negatives(recipe: WordRecipe) -> list[str]:
+    tts = recipe.out / "tts"
+    return [str(tts / "hard_negatives"), str(tts / "negatives"), str(tts / "foreign")]
+
+
+def _py(module: str, *args) -> list[str]:
+    return [sys.executable, "-m", module, *map(str, args)]
+
+
+def _build(recipe: WordRecipe, out: str, count: int, seed: int, extra_negatives: tuple[str, ...] = ()) -> list[str]:
+    return _py("train.synth_cli", "build", "--positives", *positives(recipe),
+               "--negatives", *tts_negatives(recipe), *real_negatives(recipe), *extra_negatives,
+               "--backgrounds", *backgrounds(recipe), "--out", recipe.out / out, "--count", count, "--seed", seed)
+
+
+def _convert(recipe: WordRecipe, model: Path, out: Path) -> list[str]:
+    return _py("convert.convert", "--model", model, "--data", recipe.out / "ds-train", "--check", recipe.out / "ds-val",
+               "--out", out, "--word", recipe.word, "--refractory", recipe.refractory)
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    commands: tuple[tuple[str, ...], ...]
+    what: str
+
+
+def steps(recipe: WordRecipe) -> list[Step]:
+    o, n = recipe.out, recipe.name
+    round1, final = o / "round1" / f"{n}.tflite", o / f"{n}.tflite"
+    mined = o / "mined"
+    plan = [
+        Step("tts", (tuple(_py("train.synth_cli", "tts", "--word", recipe.word, "--out", o / "tts", "--positives", recipe.tts_positives,
+                               "--negatives", recipe.tts_negatives, "--seed", recipe.seed)),), "offline TTS clips"),
+        Step("build", (tuple(_build(recipe, "ds-train", recipe.count, recipe.seed)), tuple(_build(recipe, "ds-val", recipe.val_count, recipe.seed + 1))),
+             "training and validation sets"),
+        Step("train", (tuple(_py("train.train", "--data", o / "ds-train", "--val", o / "ds-val", "--out", o / "run1",
+                                 "--epochs", recipe.epochs, "--patience", recipe.patience, "--seed", recipe.seed)),), "training, round 1"),
+        Step("convert", (tuple(_convert(recipe, o / "run1" / "model.keras", round1)),), "int8 conversion, round 1"),
+        Step("mine", (tuple(_py("train.mine", "--model", round1, "--negatives", *real_negatives(recipe), "--out", mined,
+                                "--threshold", recipe.mine_threshold)),), "hard negatives mined from real training audio"),
+        Step("tune", (tuple(_build(recipe, "ds-mined", max(int(recipe.count * TUNE_COUNT_SHARE), 1), recipe.seed + 2, (f"{mined}@{MINED_SHARE}",))),
+                      tuple(_py("train.train", "--data", o / "ds-train", o / "ds-mined", "--val", o / "ds-val", "--out", o / "run2",
+                                "--init", o / "run1" / "model.keras", "--epochs", recipe.tune_epochs, "--lr", TUNE_LR,
+                                "--patience", recipe.patience, "--seed", recipe.seed + 1))), "fine-tuning on the mined negatives, round 2"),
+        Step("final", (tuple(_convert(recipe, o / "run2" / "model.keras", final)),
+                       tuple(_py("train.word", "--calibrate", final, "--out", o, "--target-fa", recipe.target_fa_per_hour,
+                                 *_shared_args(recipe), recipe.word))), "final int8 model and its threshold"),
+    ]
+    if recipe.suite and _suite_knows(recipe.word):
+        plan.append(Step("suite", (
+            tuple(_py("train.evaluate", "--model", round1, "--suite", "real", "--conditions", ROUND1_CONDITIONS, "--out", o / "suite-round1")),
+            tuple(_py("train.evaluate", "--model", final, "--suite", "real", "--out", o / "suite")),
+        ), "the real-voice benchmark"))
+    return plan
+
+
+def _shared_args(recipe: WordRecipe) -> list[str]:
+    args = ["--shared", str(recipe.shared)]
+    if recipe.debian is not None:
+        args += ["--debian", str(recipe.debian)]
+    return args
+
+
+def _suite_knows(word: str) -> bool:
+    return word.lower() in (*WUW_KEYWORDS, *PRECISE_WORDS, "activate")
+
+
+def run(recipe: WordRecipe, log=None) -> int:
+    log = log or sys.stderr
+    marks = recipe.out / STEPS_DIR
+    marks.mkdir(parents=True, exist_ok=True)
+    plan = steps(recipe)
+    started = time.monotonic()
+    for i, step in enumerate(plan, 1):
+        mark = marks / f"{step.name}.done"
+        if mark.is_file():
+            print(f"edge-word: {i}/{len(plan)} {step.name}: done before, skipped", file=log, flush=True)
+            continue
+        print(f"edge-word: {i}/{len(plan)} {step.name}: {step.what}", file=log, flush=True)
+        t0 = time.monotonic()
+        for cmd in step.commands:
+            _run_step(step.name, list(cmd))
+        mark.write_text(json.dumps({"seconds": round(time.monotonic() - t0, 1)}))
+        print(f"edge-word: {step.name} finished in {time.monotonic() - t0:.0f} s", file=log, flush=True)
+    final = recipe.out / f"{recipe.name}.tflite"
+    print(f"edge-word: {final} ready ({time.monotonic() - started:.0f} s this run); run it with: edge-run --model {final}", file=log)
+    if not (recipe.suite and _suite_knows(recipe.word)):
+        print(f"edge-word: the real-voice suite has no recordings of {recipe.word!r}; measure it with "
+              f"edge-eval --model {final} --positives YOUR_RECORDINGS --negatives ...", file=log)
+    return 0
+
+
+def _run_step(name: str, cmd: list[str]) -> None:
+    """One step's command; an interrupt of edge-word stops it too (it resumes on the next run)."""
+    env = dict(os.environ, PYTHONUNBUFFERED="1")
+    proc = subprocess.Popen(cmd, env=env)
+    try:
+        code = proc.wait()
+    finally:
+        if proc.poll() is None:
+            proc.terminate()
+            try:
+                proc.wait(timeout=CHILD_STOP_SECONDS)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+    if code != 0:
+        raise DataError(f"step {name!r} failed (exit {code}); fix what it said and run the same command again to resume")
+
+
+# --- threshold calibration on real negative training audio ----------------------------------
+
+
+def event_scores(model_path: Path, negatives: list[str], refractory: float, log=None) -> tuple[list[float], float]:
+    """The score of every firing above ``CALIBRATE_THRESHOLD`` on the negatives, and their hours."""
+    from edge.audio import SAMPLE_RATE
+    from edge.detector import DetectorConfig
+    from edge.model import StreamingModel
+    from edge.pipeline import Pipeline
+    from edge.progress import Progress
+
+    from .sources import ClipPool
+
+    pool = ClipPool.load("negative", negatives)
+    pipeline = Pipeline(StreamingModel(model_path), DetectorConfig(threshold=CALIBRATE_THRESHOLD, smoothing_steps=1,
+                                                                   refractory_seconds=refractory))
+    scores: list[float] = []
+    samples = 0
+    meter = Progress("edge-word: calibration", len(pool))
+    for i, clip in enumerate(pool.clips):
+        pipeline.reset()
+        scores += [d.score for d in pipeline.process(np.asarray(clip))]
+        samples += clip.size
+        meter.update(i + 1)
+    meter.close()
+    return scores, samples / SAMPLE_RATE / 3600.0
+
+
+def threshold_for(scores: list[float], hours: float, target_fa_per_hour: float) -> float:
+    """The lowest threshold that keeps the firings at or below the target rate."""
+    allowed = int(target_fa_per_hour * hours)
+    ranked = sorted(scores, reverse=True)
+    if allowed >= len(ranked):
+        return CALIBRATE_THRESHOLD
+    return float(min(np.nextafter(ranked[allowed], 1.0), MAX_THRESHOLD))
+
+
+def calibrate(model_path: Path, negatives: list[str], target_fa_per_hour: float, refractory: float) -> dict:
+    """Set the model's metadata threshold for ``target_fa_per_hour`` on real training negatives."""
+    from edge.model import metadata_path
+
+    scores, hours = event_scores(model_path, negatives, refractory)
+    threshold = threshold_for(scores, hours, target_fa_per_hour)
+    meta_file = metadata_path(Path(model_path))
+    meta = json.loads(meta_file.read_text())
+    meta["detector"]["threshold"] = round(threshold, THRESHOLD_DIGITS)
+    meta["calibration"] = {"target_fa_per_hour": target_fa_per_hour, "negative_hours": round(hours, 3),
+                           "firings_above_threshold": sum(s >= threshold for s in scores),
+                           "audio": "real negative training audio (train.word.real_negatives)"}
+    tmp = meta_file.with_name(meta_file.name + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
+    os.replace(tmp, meta_file)
+    return meta["calibration"] | {"threshold": meta["detector"]["threshold"]}
+
+
+# --- command line ---------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    d = WordRecipe
+    p = argparse.ArgumentParser(prog="edge-word", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("word", help="the wake word or phrase, as text")
+    p.add_argument("--out", type=Path, help="work folder (default: data/WORD); re-run the same command to resume")
+    p.add_argument("--tts-positives", type=int, default=d.tts_positives, help=f"TTS clips of the word (default {d.tts_positives})")
+    p.add_argument("--tts-negatives", type=int, default=d.tts_negatives, help=f"TTS negative clips (default {d.tts_negatives})")
+    p.add_argument("--count", type=int, default=d.count, help=f"10 s training clips (default {d.count})")
+    p.add_argument("--val-count", type=int, default=d.val_count, help=f"validation clips (default {d.val_count})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs, round 1 (default {d.epochs})")
+    p.add_argument("--tune-epochs", type=int, default=d.tune_epochs, help=f"fine-tuning epochs, round 2 (default {d.tune_epochs})")
+    p.add_argument("--target-fa", type=float, default=d.target_fa_per_hour,
+                   help=f"false accepts per hour the threshold is set for, on real training audio (default {d.target_fa_per_hour})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of every random choice (default {d.seed})")
+    p.add_argument("--positives", nargs="+", default=[], metavar="DIR",
+                   help="your own recordings of the word to add (DIR@SHARE gives them a share of the draws)")
+    p.add_argument("--no-suite", action="store_true", help="skip the real-voice benchmark at the end")
+    p.add_argument("--shared", type=Path, help="the shared data folder (default: ../shared or $TRIGGER_EDGE_SHARED)")
+    p.add_argument("--debian", type=Path, help="Debian audio root from scripts/fetch_eval_audio.sh (default: found in the cache)")
+    p.add_argument("--calibrate", type=Path, metavar="MODEL", help=argparse.SUPPRESS)
+    return p
+
+
+def recipe_from(args: argparse.Namespace) -> WordRecipe:
+    word = " ".join(args.word.split())
+    if not word or not any(ch.isalpha() for ch in word):
+        raise DataError(f"{args.word!r} is not a word to train")
+    found = default_paths()
+    shared = args.shared or found.shared
+    if not (shared / "data").is_dir():
+        raise DataError(f"{shared}: no shared data folder here (set --shared or TRIGGER_EDGE_SHARED)")
+    debian = args.debian or found.debian
+    recipe = WordRecipe(word=word, out=args.out or Path("data") / "_".join(word.lower().split()), shared=shared, debian=debian,
+                        tts_positives=args.tts_positives, tts_negatives=args.tts_negatives, count=args.count, val_count=args.val_count,
+                        epochs=args.epochs, tune_epochs=args.tune_epochs, target_fa_per_hour=args.target_fa, seed=args.seed,
+                        suite=not args.no_suite, extra_positives=tuple(args.positives))
+    return replace(recipe, out=recipe.out.resolve())
+
+
+def _command(args: argparse.Namespace) -> int:
+    recipe = recipe_from(args)
+    if args.calibrate:
+        result = calibrate(args.calibrate, real_negatives(recipe), recipe.target_fa_per_hour, recipe.refractory)
+        print(f"edge-word: threshold {result['threshold']} for {result['target_fa_per_hour']:g} FA/h on "
+              f"{result['negative_hours']:.2f} h of real training audio", file=sys.stderr)
+        return 0
+    if recipe.debian is None:
+        print("edge-word: warning: no Debian speech and music (run bash scripts/fetch_eval_audio.sh): "
+              "training without the multilingual real negatives", file=sys.stderr)
+    return run(recipe)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code, result = run_guarded("edge-word", _command, args, resumable=True)
+    return result if code is None else code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
