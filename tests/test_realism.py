@@ -208,3 +208,15 @@ def test_edge_word_bad_input_is_one_line(args, message, tmp_path):
     assert res.returncode == 2
     assert message in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_edge_word_refuses_to_resume_with_other_settings(tmp_path):
+    from dataclasses import replace
+
+    from train.word import _check_same_recipe
+
+    recipe = _recipe("voyager", tmp_path)
+    _check_same_recipe(recipe)
+    _check_same_recipe(recipe)  # the same command resumes
+    with pytest.raises(DataError, match=r"other settings \(count\)"):
+        _check_same_recipe(replace(recipe, count=recipe.count + 1))

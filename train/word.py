@@ -37,7 +37,7 @@ import os
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +47,7 @@ from edge.errors import DataError, run_guarded
 from .suite import ACTIVATE_TRAIN_PATTERN, LANGUAGE_SETS, MUSIC_SETS, PRECISE_WORDS, WUW_KEYWORDS, default_paths
 
 STEPS_DIR = "steps"
+RECIPE_FILE = "recipe.json"
 TRAINING_MUSIC = ("music: drascula", "music: nexuiz", "music: singularity", "music: asterisk moh")
 """Music packages whose training halves serve as backgrounds (enough minutes, moderate memory)."""
 REAL_POSITIVE_SHARE = 0.15
@@ -187,6 +188,7 @@ def run(recipe: WordRecipe, log=None) -> int:
     log = log or sys.stderr
     marks = recipe.out / STEPS_DIR
     marks.mkdir(parents=True, exist_ok=True)
+    _check_same_recipe(recipe)
     plan = steps(recipe)
     started = time.monotonic()
     for i, step in enumerate(plan, 1):
@@ -208,6 +210,20 @@ def run(recipe: WordRecipe, log=None) -> int:
         print(f"edge-word: the real-voice suite has no recordings of {recipe.word!r}; measure it with "
               f"edge-eval --model {final} --positives YOUR_RECORDINGS --negatives ...", file=log)
     return 0
+
+
+def _check_same_recipe(recipe: WordRecipe) -> None:
+    """A work folder belongs to one recipe: resuming with other settings would mix two runs."""
+    path = recipe.out / RECIPE_FILE
+    mine = json.loads(json.dumps(asdict(recipe), default=str))
+    if path.is_file():
+        old = json.loads(path.read_text())
+        changed = sorted(k for k in mine if old.get(k) != mine[k])
+        if changed:
+            raise DataError(f"{recipe.out} holds a run with other settings ({', '.join(changed)}); "
+                            "run the same command again, or use a new --out")
+    else:
+        path.write_text(json.dumps(mine, indent=1, sort_keys=True))
 
 
 def _run_step(name: str, cmd: list[str]) -> None:
