@@ -164,18 +164,31 @@ def _recipe(word: str, tmp_path: Path):
 
 
 def test_edge_word_trains_on_training_halves_only_and_never_on_its_word(tmp_path):
-    from train.word import backgrounds, positives, real_negatives
+    from train.word import backgrounds, calibration_negatives, positives, real_negatives
 
-    negatives = real_negatives(_recipe("voyager", tmp_path))
+    recipe = _recipe("voyager", tmp_path)
+    negatives = real_negatives(recipe)
     wuw = [s for s in negatives if "/wuw/" in s]
-    assert len(wuw) == 8 and all(s.endswith(":train") for s in wuw)  # 4 other keywords, alone + in a sentence
+    assert len(wuw) == 8 and all(s.endswith(":fit") for s in wuw)  # 4 other keywords, alone + in a sentence
     assert not any("voyager" in s for s in negatives)
-    assert all(s.endswith(":train") for s in negatives if s.startswith("/debian") or "/speech/" in s)
-    assert all(s.endswith(":train") for s in backgrounds(_recipe("voyager", tmp_path)) if s.startswith("/debian"))
+    assert all(s.endswith(":fit") for s in negatives if s.startswith("/debian") or "/speech/" in s)
+    assert all(s.endswith(":fit") for s in backgrounds(recipe) if s.startswith("/debian") or "/speech/" in s)
     assert not any("/precise/" in s and "not-wake-words" not in s for s in negatives)  # the suite's
+    held = calibration_negatives(recipe)
+    assert held and all(s.endswith(":holdout") for s in held) and any("/music" in s or "moh" in s for s in held)
     act = positives(_recipe("activate", tmp_path))
     assert act[1].endswith("coursera__[12]*@0.15")  # the fixed speaker split
-    assert len(positives(_recipe("voyager", tmp_path))) == 1  # text alone
+    assert len(positives(recipe)) == 1  # text alone
+
+
+def test_fit_and_holdout_cut_the_training_half_only():
+    files = list_audio(DATA / "speech" / "ljspeech")
+    for path in files:
+        parts = [in_split(path, s) for s in ("eval", "fit", "holdout")]
+        assert sum(parts) == 1  # every file in exactly one of the three
+        assert in_split(path, "train") == (parts[1] or parts[2])
+    held = sum(in_split(p, "holdout") for p in files) / sum(in_split(p, "train") for p in files)
+    assert 0.2 < held < 0.4  # HOLDOUT_PERCENT = 30
 
 
 def test_edge_word_threshold_keeps_firings_at_the_target_rate():

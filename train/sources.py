@@ -15,7 +15,6 @@ from edge.errors import AudioFormatError, DataError, EmptyAudioError
 
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".opus")
 SPLIT_BUCKETS = 100
-SPLITS = ("all", "train", "eval")
 TRIM_FRAME = 160
 TRIM_RELATIVE_DB = -35.0
 TRIM_MARGIN_FRAMES = 3
@@ -48,24 +47,38 @@ def list_audio(folder: str | Path) -> list[Path]:
 
 WUW_FILE = re.compile(r"WUWII(\d{5})_")
 """WUW corpus file names carry the call session; one session is one caller."""
+HOLDOUT_PERCENT = 30
+"""Of a training half, the share kept out of training and mining to set thresholds on (``:holdout``);
+the rest is ``:fit``. ``:train`` is both."""
+SPLITS = ("all", "train", "eval", "fit", "holdout")
+
+
+def _bucket(key: str) -> int:
+    return int(hashlib.sha1(key.encode()).hexdigest(), 16) % SPLIT_BUCKETS
 
 
 def wuw_split(session: str, eval_percent: int = 50) -> str:
     """The fixed WUW split: by a hash of the session, so no caller is on both sides."""
-    bucket = int(hashlib.sha1(f"wuw-session-{session}".encode()).hexdigest(), 16) % SPLIT_BUCKETS
-    return "eval" if bucket < eval_percent else "train"
+    return "eval" if _bucket(f"wuw-session-{session}") < eval_percent else "train"
 
 
 def in_split(path: Path, split: str, eval_percent: int = 50) -> bool:
-    """Deterministic split by a hash of the file name (WUW files: of their call session)."""
+    """Deterministic split by a hash of the file name (WUW files: of their call session).
+
+    ``eval`` / ``train`` are the two halves; ``train`` is cut again, by a second hash, into
+    ``fit`` (what recipes train and mine on) and ``holdout`` (what they set thresholds on).
+    """
     if split == "all":
         return True
     session = WUW_FILE.match(path.name)
-    if session:
-        return wuw_split(session.group(1), eval_percent) == split
-    bucket = int(hashlib.sha1(path.name.encode()).hexdigest(), 16) % SPLIT_BUCKETS
-    is_eval = bucket < eval_percent
-    return is_eval if split == "eval" else not is_eval
+    key = f"wuw-session-{session.group(1)}" if session else path.name
+    half = wuw_split(session.group(1), eval_percent) if session else ("eval" if _bucket(key) < eval_percent else "train")
+    if split in ("eval", "train"):
+        return half == split
+    if half != "train":
+        return False
+    holdout = _bucket(f"holdout-{key}") < HOLDOUT_PERCENT
+    return holdout == (split == "holdout")
 
 
 def parse_share(spec: str) -> tuple[str, float | None]:
@@ -83,7 +96,7 @@ def parse_share(spec: str) -> tuple[str, float | None]:
 
 
 def parse_source(spec: str) -> tuple[Path, str]:
-    """``DIR`` or ``DIR:train`` / ``DIR:eval`` (a deterministic half of the files)."""
+    """``DIR`` or ``DIR:SPLIT``: ``train`` / ``eval`` (a deterministic half of the files), ``fit`` / ``holdout`` (of the train half)."""
     head, sep, tail = spec.rpartition(":")
     if sep and tail in SPLITS:
         return Path(head), tail

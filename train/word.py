@@ -16,8 +16,9 @@ Steps (each a project command run as its own process, so its progress shows as i
  5. ``mine``        where round 1 fires on the real negative training audio (``edge-mine``)
  6. ``tune``        a second training set where the mined clips get a share of the negative
                     draws, and fine-tuning from round 1 (``edge-train --init``)
- 7. ``final``       the int8 model of round 2, its threshold calibrated on the real negative
-                    training audio for ``--target-fa`` false accepts per hour
+ 7. ``final``       the int8 model of round 2, its threshold set for ``--target-fa`` false
+                    accepts per hour on real audio it never saw: the ``:holdout`` part of
+                    the training halves (``train.sources.in_split``), speech and music
  8. ``suite``       the real-voice benchmark (``edge-eval --suite real``) for round 1 (clean
                     only) and the final model (all conditions), when the suite has
                     recordings of the word; otherwise the command says so
@@ -25,7 +26,8 @@ Steps (each a project command run as its own process, so its progress shows as i
 Each step leaves a marker in ``OUT/steps/``; re-running the same command skips finished
 steps and resumes the one that was interrupted (every step resumes on its own). The
 evaluation audio of the suite never reaches training: every real folder is given as its
-``:train`` half (WUW: by call session), see :mod:`train.suite`. Fits a 2-core CPU (the
+``:train`` half (WUW: by call session), see :mod:`train.suite`; training and mining use its
+``:fit`` part, the threshold its ``:holdout`` part. Fits a 2-core CPU (the
 log of each step shows its time; about an hour with the defaults).
 """
 
@@ -59,6 +61,7 @@ MAX_THRESHOLD = 0.999999
 THRESHOLD_DIGITS = 7
 ROUND1_CONDITIONS = "clean"
 CHILD_STOP_SECONDS = 10.0
+TF_LOG_LEVEL = "2"
 
 
 @dataclass(frozen=True)
@@ -86,26 +89,38 @@ class WordRecipe:
         return "_".join(self.word.lower().split())
 
 
-def real_negatives(recipe: WordRecipe) -> list[str]:
-    """Real audio without the word that recipes may train on (training halves only)."""
+def real_negatives(recipe: WordRecipe, split: str = "fit") -> list[str]:
+    """Real audio without the word that recipes may use: ``fit`` (train and mine on) or
+    ``holdout`` (set the threshold on), the two parts of the training halves."""
     data = recipe.shared / "data"
     word = recipe.word.lower()
-    specs = [f"{data / 'wuw' / style / k}:train" for k in WUW_KEYWORDS if k != word for style in ("alone", "sentence")]
-    specs += [f"{data / 'speech' / 'ljspeech'}:train", f"{data / 'speech' / 'asterisk_prompts'}:train",
-              str(data / "speech_commands"), str(data / "precise" / "not-wake-words")]
-    if word != "activate":
-        specs.append(str(data / "activate" / "negatives"))
+    specs = [f"{data / 'wuw' / style / k}:{split}" for k in WUW_KEYWORDS if k != word for style in ("alone", "sentence")]
+    specs += [f"{data / 'speech' / 'ljspeech'}:{split}", f"{data / 'speech' / 'asterisk_prompts'}:{split}"]
+    if split == "fit":  # small sets of short clips, not in the suite: all of them to training
+        specs += [str(data / "speech_commands"), str(data / "precise" / "not-wake-words")]
+        if word != "activate":
+            specs.append(str(data / "activate" / "negatives"))
     if recipe.debian is not None:
-        specs += [f"{recipe.debian / rel}:train" for _, _, rel in LANGUAGE_SETS]
+        specs += [f"{recipe.debian / rel}:{split}" for _, _, rel in LANGUAGE_SETS]
     return specs
+
+
+def music(recipe: WordRecipe, split: str) -> list[str]:
+    if recipe.debian is None:
+        return []
+    return [f"{recipe.debian / rel}:{split}" for name, rel in MUSIC_SETS if name in TRAINING_MUSIC]
+
+
+def calibration_negatives(recipe: WordRecipe) -> list[str]:
+    """Never trained or mined on: the held-out part of the training halves, speech and music."""
+    return real_negatives(recipe, "holdout") + music(recipe, "holdout")
 
 
 def backgrounds(recipe: WordRecipe) -> list[str]:
     data = recipe.shared / "data"
-    specs = [str(data / "activate" / "backgrounds"), str(data / "noise"), f"{data / 'speech' / 'ljspeech'}:train"]
+    specs = [str(data / "activate" / "backgrounds"), str(data / "noise"), f"{data / 'speech' / 'ljspeech'}:fit"]
     if recipe.debian is not None:
-        specs += [f"{recipe.debian / rel}:train" for name, rel in MUSIC_SETS if name in TRAINING_MUSIC]
-        specs += [f"{recipe.debian / rel}:train" for _, _, rel in LANGUAGE_SETS[::2]]
+        specs += music(recipe, "fit") + [f"{recipe.debian / rel}:fit" for _, _, rel in LANGUAGE_SETS[::2]]
     return specs
 
 
@@ -229,6 +244,7 @@ def _check_same_recipe(recipe: WordRecipe) -> None:
 def _run_step(name: str, cmd: list[str]) -> None:
     """One step's command; an interrupt of edge-word stops it too (it resumes on the next run)."""
     env = dict(os.environ, PYTHONUNBUFFERED="1")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)  # TensorFlow's native INFO lines stay out of the log
     proc = subprocess.Popen(cmd, env=env)
     try:
         code = proc.wait()
@@ -292,7 +308,7 @@ def calibrate(model_path: Path, negatives: list[str], target_fa_per_hour: float,
     meta["detector"]["threshold"] = round(threshold, THRESHOLD_DIGITS)
     meta["calibration"] = {"target_fa_per_hour": target_fa_per_hour, "negative_hours": round(hours, 3),
                            "firings_above_threshold": sum(s >= threshold for s in scores),
-                           "audio": "real negative training audio (train.word.real_negatives)"}
+                           "audio": "held-out part of the training halves, never trained or mined on (train.word.calibration_negatives)"}
     tmp = meta_file.with_name(meta_file.name + ".tmp")
     tmp.write_text(json.dumps(meta, indent=1, sort_keys=True))
     os.replace(tmp, meta_file)
@@ -344,7 +360,7 @@ def recipe_from(args: argparse.Namespace) -> WordRecipe:
 def _command(args: argparse.Namespace) -> int:
     recipe = recipe_from(args)
     if args.calibrate:
-        result = calibrate(args.calibrate, real_negatives(recipe), recipe.target_fa_per_hour, recipe.refractory)
+        result = calibrate(args.calibrate, calibration_negatives(recipe), recipe.target_fa_per_hour, recipe.refractory)
         print(f"edge-word: threshold {result['threshold']} for {result['target_fa_per_hour']:g} FA/h on "
               f"{result['negative_hours']:.2f} h of real training audio", file=sys.stderr)
         return 0
