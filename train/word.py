@@ -46,6 +46,7 @@ import numpy as np
 
 from edge.errors import DataError, run_guarded
 
+from .sources import in_split, list_audio
 from .suite import ACTIVATE_TRAIN_PATTERN, LANGUAGE_SETS, MUSIC_SETS, PRECISE_WORDS, WUW_KEYWORDS, default_paths
 
 STEPS_DIR = "steps"
@@ -106,9 +107,11 @@ def real_negatives(recipe: WordRecipe, split: str = "fit") -> list[str]:
 
 
 def music(recipe: WordRecipe, split: str) -> list[str]:
+    """The training music packages' part ``split`` (a package of a few long tracks may have none)."""
     if recipe.debian is None:
         return []
-    return [f"{recipe.debian / rel}:{split}" for name, rel in MUSIC_SETS if name in TRAINING_MUSIC]
+    folders = [recipe.debian / rel for name, rel in MUSIC_SETS if name in TRAINING_MUSIC]
+    return [f"{f}:{split}" for f in folders if f.is_dir() and any(in_split(p, split) for p in list_audio(f))]
 
 
 def calibration_negatives(recipe: WordRecipe) -> list[str]:
