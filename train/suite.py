@@ -197,8 +197,12 @@ def positive_sets(word: str, paths: SuitePaths, limit: int | None = None) -> lis
                     _folder_loader(data / "activate" / "positives", True, limit, pattern=ACTIVATE_EVAL_PATTERNS)),
             ClipSet("activate: dev clips in sentences (training speakers)", "positive", _labelled_loader(data / "activate" / "dev", limit)),
         ]
-    known = ", ".join((*WUW_KEYWORDS, *PRECISE_WORDS, "activate"))
-    raise DataError(f"the real-voice suite has no recordings of {word!r} (it has: {known})")
+    raise DataError(f"the real-voice suite has no recordings of {word!r} (it has: {', '.join(known_words())})")
+
+
+def known_words() -> tuple[str, ...]:
+    """The words the suite has real recordings of."""
+    return (*WUW_KEYWORDS, *PRECISE_WORDS, "activate")
 
 
 def negative_sets(word: str, paths: SuitePaths, limit: int | None = None, music_minutes: float = MUSIC_MINUTES_PER_PACKAGE) -> list[ClipSet]:

@@ -47,7 +47,7 @@ import numpy as np
 from edge.errors import DataError, run_guarded
 
 from .sources import in_split, list_audio
-from .suite import ACTIVATE_TRAIN_PATTERN, LANGUAGE_SETS, MUSIC_SETS, PRECISE_WORDS, WUW_KEYWORDS, default_paths
+from .suite import ACTIVATE_TRAIN_PATTERN, LANGUAGE_SETS, MUSIC_SETS, WUW_KEYWORDS, default_paths, known_words
 
 STEPS_DIR = "steps"
 RECIPE_FILE = "recipe.json"
@@ -199,7 +199,7 @@ def _shared_args(recipe: WordRecipe) -> list[str]:
 
 
 def _suite_knows(word: str) -> bool:
-    return word.lower() in (*WUW_KEYWORDS, *PRECISE_WORDS, "activate")
+    return word.lower() in known_words()
 
 
 def run(recipe: WordRecipe, log=None) -> int:
