@@ -142,7 +142,7 @@ def handled(line: str) -> bool:
         or line in RUN_BY_TEST_README
         or line in RUN_BY_TEST_SUITE
         or line in lines_of(training_block())
-        or line == word_line()
+        or line in lines_of(word_block())
         or line in edge_run_lines()
     )
 
@@ -337,11 +337,18 @@ def test_model_recipe_runs_at_toy_scale(workdir):
     assert real and all(Path(p).name.startswith(("coursera__1", "coursera__2")) for p in real)  # the speaker split
 
 
+def word_block() -> str:
+    return next(b for b in BLOCKS if "edge-word " in b)
+
+
 def word_line() -> str:
-    return next(l for l in readme_lines() if l.startswith("edge-word "))
+    """The one-command recipe; the block's other lines (pip install, edge-run) are the training block's too."""
+    return next(l for l in lines_of(word_block()) if l.startswith("edge-word "))
 
 
 WORD_TOY_SECONDS = 850
+MIN_HELD_OUT_HOURS = 0.5
+"""The held-out part of the shared data's training halves is 0.7 h; the Debian audio, once fetched, adds 0.9 h."""
 WORD_TOY_FLAGS = "--tts-positives 6 --tts-negatives 6 --count 16 --val-count 8 --epochs 1 --tune-epochs 1 --no-suite"
 
 
@@ -355,7 +362,7 @@ def test_edge_word_line_runs_at_toy_scale_and_resumes(workdir):
     model = cwd / "data" / "computer" / "computer.tflite"
     meta = json.loads(model.with_suffix(".json").read_text())
     assert meta["word"] == "computer" and 0.0 < meta["detector"]["threshold"] < 1.0
-    assert meta["calibration"]["negative_hours"] > 1.0  # real training audio, hours of it
+    assert meta["calibration"]["negative_hours"] > MIN_HELD_OUT_HOURS  # held-out real audio, without the Debian part here
     assert sorted(p.stem for p in (cwd / "data" / "computer" / "steps").glob("*.done")) == sorted(
         ["tts", "build", "train", "convert", "mine", "tune", "final"])
     assert "edge-word: 7/7 final" in res.stderr and "ready" in res.stderr

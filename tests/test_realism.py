@@ -203,14 +203,20 @@ def test_fit_and_holdout_cut_the_training_half_only():
 
 
 def test_edge_word_threshold_keeps_firings_at_the_target_rate():
+    from train.evaluate import fire_positions
     from train.word import CALIBRATE_THRESHOLD, threshold_for
 
-    scores = [0.99, 0.95, 0.9, 0.8, 0.7]
-    t = threshold_for(scores, hours=4.0, target_fa_per_hour=0.5)  # 2 firings allowed
+    steps = np.arange(1, 1001) * 640  # 40 ms steps
+    probs = np.full(1000, 0.1)
+    probs[[100, 101, 102]] = [0.5, 0.99, 0.6]  # one event: its peak counts, not where it first crossed
+    probs[[400, 700, 900]] = [0.95, 0.9, 0.8]
+    refractory = 2 * SAMPLE_RATE
+    t = threshold_for(steps, probs, hours=4.0, target_fa_per_hour=0.5, refractory_samples=refractory)  # 2 allowed
     assert 0.9 < t <= np.nextafter(0.9, 1.0)
-    assert sum(s >= t for s in scores) == 2
-    assert threshold_for(scores, hours=20.0, target_fa_per_hour=0.5) == CALIBRATE_THRESHOLD  # 10 allowed, 5 seen
-    assert sum(s >= threshold_for(scores, 1.0, 0.5) for s in scores) == 0
+    assert fire_positions(steps, probs, t, refractory).size == 2
+    assert threshold_for(steps, probs, 20.0, 0.5, refractory) == CALIBRATE_THRESHOLD  # 10 allowed, 4 events
+    none = threshold_for(steps, probs, 1.0, 0.5, refractory)
+    assert fire_positions(steps, probs, none, refractory).size == 0 and none > 0.99
 
 
 def test_edge_word_plan_resumes_from_markers(tmp_path):
