@@ -150,3 +150,17 @@ def test_trim_silence_and_silence_is_an_error():
     edge_tone = np.concatenate([tone, np.zeros(100, np.int16)])
     assert len(tts.trim_silence(edge_tone)) >= 1600 + 480 and tts.trim_silence(edge_tone)[:400].max() == 0
     assert len(tts.trim_silence(np.zeros(16000, np.int16))) == 0
+
+
+def test_list_engines_needs_no_word():
+    import subprocess
+    import sys
+
+    from .paths import REPO
+
+    listed = subprocess.run([sys.executable, "-m", "train.tts", "--list-engines"], cwd=REPO, capture_output=True, text=True,
+                            timeout=120)
+    assert listed.returncode == 0 and listed.stdout.split() == tts.available_engines()
+    missing = subprocess.run([sys.executable, "-m", "train.tts", "--word", "yes"], cwd=REPO, capture_output=True, text=True,
+                             timeout=120)
+    assert missing.returncode == 2 and "--word and --out are required" in missing.stderr

@@ -23,9 +23,9 @@ def main(argv: Iterable[str] | None = None) -> int:
     from . import __doc__ as overview
 
     p = argparse.ArgumentParser(prog="python -m train.tts", description=overview.splitlines()[0])
-    p.add_argument("--word", required=True, help="the wake word (or phrase) to synthesize")
+    p.add_argument("--word", help="the wake word (or phrase) to synthesize (required unless --list-engines)")
     p.add_argument("--n", type=int, default=DEFAULT_CLIPS, help="clips of the word")
-    p.add_argument("--out", type=Path, required=True, help="output folder (positives/, negatives/)")
+    p.add_argument("--out", type=Path, help="output folder (positives/, negatives/; required unless --list-engines)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=os.cpu_count())
     p.add_argument("--engines", default=None, help="comma-separated subset of: " + ", ".join(ENGINES))
@@ -34,6 +34,8 @@ def main(argv: Iterable[str] | None = None) -> int:
     p.add_argument("--neg-n", type=int, default=DEFAULT_NEG_CLIPS, help="clips per similar word")
     p.add_argument("--list-engines", action="store_true", help="print the working engines and exit")
     a = p.parse_args(list(argv) if argv is not None else None)
+    if not a.list_engines and (a.word is None or a.out is None):
+        p.error("--word and --out are required (or give --list-engines)")
     code, result = run_guarded("train.tts", _command, a, resumable=True)
     return result if code is None else code
 
