@@ -57,9 +57,13 @@ def _bucket(key: str) -> int:
     return int(hashlib.sha1(key.encode()).hexdigest(), 16) % SPLIT_BUCKETS
 
 
+def _wuw_key(session: str) -> str:
+    return f"wuw-session-{session}"
+
+
 def wuw_split(session: str, eval_percent: int = 50) -> str:
     """The fixed WUW split: by a hash of the session, so no caller is on both sides."""
-    return "eval" if _bucket(f"wuw-session-{session}") < eval_percent else "train"
+    return "eval" if _bucket(_wuw_key(session)) < eval_percent else "train"
 
 
 def in_split(path: Path, split: str, eval_percent: int = 50) -> bool:
@@ -71,8 +75,8 @@ def in_split(path: Path, split: str, eval_percent: int = 50) -> bool:
     if split == "all":
         return True
     session = WUW_FILE.match(path.name)
-    key = f"wuw-session-{session.group(1)}" if session else path.name
-    half = wuw_split(session.group(1), eval_percent) if session else ("eval" if _bucket(key) < eval_percent else "train")
+    key = _wuw_key(session.group(1)) if session else path.name
+    half = "eval" if _bucket(key) < eval_percent else "train"
     if split in ("eval", "train"):
         return half == split
     if half != "train":
