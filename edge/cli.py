@@ -40,7 +40,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--config", metavar="TOML", help="settings file (see deploy/config.example.toml)")
     p.add_argument("--model", help="model .tflite (its .json beside it); default: the shipped 'activate' model")
     det = p.add_argument_group("detection")
-    det.add_argument("--threshold", type=float, help="override the model's recommended threshold")
+    det.add_argument("--threshold", type=float, help="override the model's recommended threshold (the verifier's, when the model has one)")
+    det.add_argument("--no-verifier", action="store_true",
+                     help="stage 1 alone: ignore the model's verifier (its threshold then applies)")
     det.add_argument("--smoothing", type=int, help="average this many steps (40 ms each)")
     det.add_argument("--refractory", type=float, help="seconds after a detection during which no other fires")
     act = p.add_argument_group("actions")
@@ -202,6 +204,7 @@ def run(args: argparse.Namespace) -> int:
     from .audio import read_audio
     from .model import StreamingModel
     from .pipeline import Pipeline, detector_config_for
+    from .verifier import cascade_for
 
     if args.list_devices:
         from .mic import list_devices
@@ -213,13 +216,16 @@ def run(args: argparse.Namespace) -> int:
         raise ConfigError("--chime-out and --plot need --input FILE")
     config = build_config(args)
     model = StreamingModel(config.model)
-    det_config = detector_config_for(model)
+    verifier = cascade_for(model, enabled=not args.no_verifier)
+    det_config = detector_config_for(model, verifier)
     if config.detector is not None:
         det_config = config.detector.apply(det_config)
-    pipeline = Pipeline(model, det_config, trace=bool(args.plot or args.verbose))
+    pipeline = Pipeline(model, det_config, trace=bool(args.plot or args.verbose), verifier=verifier)
     LOG.info(
-        "model %s (%s, %s); threshold %.2f, smoothing %d, refractory %.1f s",
-        model.path, model.name, model.backend, det_config.threshold, det_config.smoothing_steps, det_config.refractory_seconds,
+        "model %s (%s, %s); threshold %.2f%s, smoothing %d, refractory %.1f s",
+        model.path, model.name, model.backend, det_config.threshold,
+        "" if verifier is None else f" (verifier; candidates at {verifier.config.candidate_threshold:g})",
+        det_config.smoothing_steps, det_config.refractory_seconds,
     )
     actions = build_actions(config)
     from_file = bool(args.input)

@@ -331,6 +331,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--limit", type=int, help="with --suite: at most this many clips (and minutes of music) per set: a quick look, not a figure")
     p.add_argument("--min-hours", type=float, default=6.0, help="with --suite: refuse to report on fewer negative hours")
     p.add_argument("--conditions", default="clean,noise-10db,reverb", help="with --suite: comma-separated conditions")
+    p.add_argument("--stage2-conditions", default="clean",
+                   help="with --suite and a model with a verifier: conditions where stage 2 also runs alone on every chunk "
+                        "(default clean; costly: a full embedding stream)")
+    p.add_argument("--no-verifier", action="store_true", help="with --suite: score stage 1 alone even if the model has a verifier")
     p.add_argument("--positives", nargs="+", metavar="DIR", help="folders of positive clips (required without --suite)")
     p.add_argument("--negatives", nargs="+", metavar="DIR", help="folders of negative audio (required without --suite)")
     p.add_argument("--backgrounds", nargs="+", metavar="DIR")
@@ -357,7 +361,9 @@ def _suite_main(args: argparse.Namespace) -> int:
     from .suite import SuiteConfig, run_suite, table
 
     config = SuiteConfig(model=Path(args.model), out=Path(args.out), word=args.word, limit=args.limit,
-                         conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()), require_hours=args.min_hours)
+                         conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()), require_hours=args.min_hours,
+                         stage2_conditions=tuple(c.strip() for c in args.stage2_conditions.split(",") if c.strip()),
+                         verifier=not args.no_verifier)
     code, result = run_guarded("edge-eval", run_suite, config)
     if code is not None:
         return code

@@ -55,6 +55,8 @@ NOISE_SNR_DB = 10.0
 RIR_SEED = 90210
 """Simulated rooms for the reverberant condition; training banks use the dataset's seed."""
 MIN_NEGATIVE_HOURS = 6.0
+STAGE1, CASCADE, STAGE2 = "stage 1", "cascade", "stage 2 continuous"
+STAGE2_CONDITIONS = ("clean",)
 MAX_THRESHOLDS = 400
 TOP_THRESHOLDS = 100
 CONTEXT_SEED_BASE = 1_000_000
@@ -389,6 +391,10 @@ class SuiteConfig:
     limit: int | None = None
     music_minutes: float = MUSIC_MINUTES_PER_PACKAGE
     require_hours: float = MIN_NEGATIVE_HOURS
+    stage2_conditions: tuple[str, ...] = STAGE2_CONDITIONS
+    """Conditions where stage 2 also runs alone, on every chunk (costly: a full embedding stream)."""
+    verifier: bool = True
+    """Score the model's verifier (cascade, stage 2 alone) when its metadata has one."""
 
 
 def default_paths() -> SuitePaths:
@@ -407,9 +413,11 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
     if config.model.suffix != ".tflite" or not config.model.is_file():
         raise DataError(f"{config.model}: the suite scores the device model (.tflite with its .json)")
     score, model_threshold = tflite_scorer(config.model)
-    word = config.word or json.loads(config.model.with_suffix(".json").read_text()).get("word")
+    meta = json.loads(config.model.with_suffix(".json").read_text())
+    word = config.word or meta.get("word")
     if not word:
         raise DataError(f"{config.model}: its metadata names no word; pass --word")
+    verifier = _verifier_scorers(config) if config.verifier and "verifier" in meta else None
     out = config.out
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -432,24 +440,87 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
     conditions = Conditions(noise)
     context = np.concatenate([c.audio for s, clips in loaded if s.name.startswith("LJ") for c in clips] or [np.zeros(0, np.int16)])
     result = SuiteResult(str(config.model), word)
+    variants: dict[str, dict] = {}
+    thresholds = {STAGE1: model_threshold}
+    if verifier is not None:
+        thresholds[CASCADE] = thresholds[STAGE2] = verifier.config.threshold
     for condition in config.conditions:
-        scored = []
+        scored: dict[str, list[ScoredSet]] = {}
         meter = Progress(f"edge-eval: scoring {condition}", len(loaded), log)
         for i, (s, clips) in enumerate(loaded):
             audio, words, groups = build_stream(clips, condition, conditions, context)
-            steps, probs = score(audio)
-            scored.append(ScoredSet(s.name, s.kind, s.language, audio.size / SAMPLE_RATE / SECONDS_PER_HOUR, steps, probs, words, groups))
+            hours = audio.size / SAMPLE_RATE / SECONDS_PER_HOUR
+            for variant, (steps, probs) in _variant_tracks(score, verifier, audio, condition in config.stage2_conditions).items():
+                scored.setdefault(variant, []).append(ScoredSet(s.name, s.kind, s.language, hours, steps, probs, words, groups))
             meter.update(i + 1)
         meter.close()
-        analysis = analyse(scored)
-        analysis["at_model_threshold"] = _at_threshold(scored, model_threshold)
-        best = analysis["targets"].get("1")
-        analysis["latency"] = latency(scored, best["threshold"] if best else model_threshold)
-        result.conditions[condition] = analysis
+        for variant, sets_scored in scored.items():
+            analysis = analyse(sets_scored)
+            analysis["at_model_threshold"] = _at_threshold(sets_scored, thresholds[variant])
+            best = analysis["targets"].get("1")
+            analysis["latency"] = latency(sets_scored, best["threshold"] if best else thresholds[variant])
+            if variant == CASCADE:
+                analysis["verifications_per_hour"] = sum(x.steps.size for x in sets_scored if x.kind == "negative") / neg_hours
+                analysis["candidate_recall"] = candidate_recall(sets_scored)
+            variants.setdefault(variant, {})[condition] = analysis
+    deployed = CASCADE if verifier is not None else STAGE1
+    result.conditions = variants[deployed]
     data = result.to_dict()
+    data["variant"] = deployed
+    data["variants"] = variants
     (out / "suite.json").write_text(json.dumps(data, indent=1) + "\n")
     plot_suite_det(out / "suite-det.png", data)
+    for variant in variants:
+        if variant != deployed:
+            plot_suite_det(out / f"suite-det-{variant.replace(' ', '-')}.png", dict(data, conditions=variants[variant], variant=variant))
     return data
+
+
+@dataclass
+class VerifierScorers:
+    """What the suite needs of a model's verifier: its settings and per-stream scorers."""
+
+    config: object
+    head: object
+    window: int
+
+    def chunk_scorer(self, audio: np.ndarray):
+        from train.verifier import verifier_scorer
+
+        return verifier_scorer(self.head, self.window)(audio)
+
+
+def _verifier_scorers(config: SuiteConfig) -> VerifierScorers:
+    from edge.verifier import load_verifier
+
+    meta = json.loads(config.model.with_suffix(".json").read_text())
+    head, vconfig, _ = load_verifier(config.model, meta["verifier"])
+    return VerifierScorers(vconfig, head, vconfig.window)
+
+
+def _variant_tracks(score, verifier: VerifierScorers | None, audio: np.ndarray, stage2: bool) -> dict:
+    """(positions, scores) per variant for one stream: stage 1; with a verifier, the cascade
+    (verifier scores where stage 1 opened a candidate) and, if asked, stage 2 on every chunk."""
+    from edge.verifier import cascade_track, continuous_positions
+
+    steps, probs = score(audio)
+    tracks = {STAGE1: (steps, probs)}
+    if verifier is None:
+        return tracks
+    score_chunk = verifier.chunk_scorer(audio)
+    tracks[CASCADE] = cascade_track(steps, probs, verifier.config, score_chunk)
+    if stage2:
+        chunks, ends = continuous_positions(audio.size)
+        keep = chunks >= verifier.window - 1
+        tracks[STAGE2] = (ends[keep], score_chunk(chunks[keep]))
+    return tracks
+
+
+def candidate_recall(scored: list[ScoredSet]) -> dict:
+    """Per positive set, the share of words where the verifier ran at all (stage 1 opened a
+    candidate in time): the most the cascade can hit."""
+    row = analyse_rows(scored, [np.nextafter(0.0, 1.0)])[0]
+    return {name: float(h.mean()) if h.size else None for name, h in row["hits"].items()}
 
 
 def _at_threshold(scored: list[ScoredSet], threshold: float) -> dict:
@@ -488,7 +559,8 @@ def plot_suite_det(path: Path, data: dict) -> None:
         ax.set_yscale("log")
         ax.set_xlabel("false accepts per hour (real negatives)")
         ax.set_ylabel("false reject rate (real voices)")
-        ax.set_title(f"{data['word']}: {cond} ({data['conditions'][cond]['negative_hours']:.1f} h)")
+        label = f" [{data['variant']}]" if data.get("variants") else ""
+        ax.set_title(f"{data['word']}{label}: {cond} ({data['conditions'][cond]['negative_hours']:.1f} h)")
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7)
     fig.tight_layout()
@@ -497,9 +569,19 @@ def plot_suite_det(path: Path, data: dict) -> None:
 
 
 def table(data: dict) -> str:
-    """The suite's summary: FRR at each FA/h target per positive set and condition."""
+    """The suite's summary: FRR at each FA/h target per positive set and condition (and per
+    variant, for a model with a verifier)."""
+    variants = data.get("variants") or {data.get("variant", STAGE1): data["conditions"]}
+    parts = []
+    for variant, conds in variants.items():
+        parts.append(_variant_table(dict(data, conditions=conds), variant if len(variants) > 1 else None))
+    return "\n\n".join(parts)
+
+
+def _variant_table(data: dict, variant: str | None) -> str:
     head = f"{'condition':<11} {'positive set':<52}" + "".join(f" {'FRR@' + format(t, 'g') + 'FA/h':>12}" for t in FA_TARGETS)
-    lines = [f"model {data['model']} (word {data['word']!r}): real voices, real negatives", head, "-" * len(head)]
+    title = f"model {data['model']} (word {data['word']!r}): real voices, real negatives"
+    lines = [title + (f" -- {variant}" if variant else ""), head, "-" * len(head)]
     for cond, a in data["conditions"].items():
         names = list(a["det"])
         for name in names:
@@ -518,5 +600,9 @@ def table(data: dict) -> str:
         if one:
             langs = ", ".join(f"{k} {v}" for k, v in sorted(one["false_accepts_by_language"].items()) if v) or "none"
             lines.append(f"{'':<11} at <= 1 FA/h (threshold {one['threshold']:.4f}): false accepts by language: {langs}")
+        if "verifications_per_hour" in a:
+            recall = ", ".join(f"{v:.1%}" for v in a["candidate_recall"].values() if v is not None)
+            lines.append(f"{'':<11} verifier runs per hour of negative audio: {a['verifications_per_hour']:.0f}; "
+                         f"candidate recall (stage 1 opened a candidate): {recall}")
     lines.append("(- : no threshold reaches that rate)")
     return "\n".join(lines)

@@ -1,0 +1,221 @@
+"""Stage 2: a verifier that confirms or rejects the step model's candidates.
+
+The step model (stage 1) runs on every 40 ms step at a low *candidate* threshold. While it
+is above that threshold, and for ``hold_seconds`` after, the verifier scores each new 80 ms
+chunk: the last ``window`` speech embeddings (``edge.embedding``, pretrained on a large
+amount of real speech) go through a small int8 head trained for the word, which gives a
+logit; its sigmoid is the verifier's score, and a detection needs that score to reach the
+verifier's threshold. Embeddings are computed only while a candidate is open, and cached,
+so nearby candidates share them.
+
+The verifier's settings live in a ``verifier`` block of the model's metadata JSON (the one
+versioned file that names both stages)::
+
+    "verifier": {"format": "trigger-edge-verifier", "version": 1, "head": "activate-verifier.tflite",
+                 "head_sha256": "...", "window": 16, "candidate_threshold": 0.1, "hold_seconds": 0.48,
+                 "threshold": 0.9, "embedding": {"package": "pyopen-wakeword", "version": "1.1.0", ...}}
+
+``Cascade`` is the stream object (stage-1 probabilities in, verifier scores out);
+``cascade_track`` computes the same scores from whole-clip arrays, and a test checks both
+agree.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, EmbeddingFiles, EmbeddingStream, SpeechEmbedding, chunk_end_sample,
+                        find_embedding_files)
+from .errors import ModelError
+
+VERIFIER_FORMAT = "trigger-edge-verifier"
+VERIFIER_VERSION = 1
+HEAD_INPUT = "embeddings"
+HEAD_OUTPUT = "logit"
+
+
+def sigmoid(x: float) -> float:
+    return 1.0 / (1.0 + math.exp(-x)) if x >= 0 else math.exp(x) / (1.0 + math.exp(x))
+
+
+@dataclass(frozen=True)
+class VerifierConfig:
+    """When candidates open and what confirms them."""
+
+    candidate_threshold: float = 0.1
+    """Stage-1 probability that opens a candidate (recall first)."""
+    threshold: float = 0.5
+    """Verifier score (sigmoid of the head's logit) that confirms a detection."""
+    hold_seconds: float = 0.48
+    """A candidate stays open this long after stage 1 last reached the candidate threshold."""
+    window: int = 16
+    """Embeddings (80 ms each) the head reads."""
+
+    def __post_init__(self) -> None:
+        for name in ("candidate_threshold", "threshold"):
+            value = getattr(self, name)
+            if not 0.0 < value < 1.0:
+                raise ValueError(f"verifier {name.replace('_', ' ')} must be between 0 and 1, got {value}")
+        if self.hold_seconds < 0 or self.window < 1:
+            raise ValueError(f"verifier hold must be >= 0 s and window >= 1, got {self.hold_seconds}, {self.window}")
+
+    @property
+    def hold_samples(self) -> int:
+        from .audio import SAMPLE_RATE
+
+        return int(round(self.hold_seconds * SAMPLE_RATE))
+
+
+@dataclass(frozen=True)
+class VerifierSpec:
+    """The metadata block, validated."""
+
+    head: Path
+    head_sha256: str
+    config: VerifierConfig
+    embedding: dict
+
+    @classmethod
+    def from_metadata(cls, block: dict, model_path: Path) -> "VerifierSpec":
+        source = f"{model_path.with_suffix('.json')}: verifier"
+        if not isinstance(block, dict) or block.get("format") != VERIFIER_FORMAT:
+            raise ModelError(f"{source}: not a {VERIFIER_FORMAT} block")
+        if block.get("version") != VERIFIER_VERSION:
+            raise ModelError(f"{source}: version {block.get('version')} not supported (need {VERIFIER_VERSION})")
+        try:
+            config = VerifierConfig(candidate_threshold=float(block["candidate_threshold"]), threshold=float(block["threshold"]),
+                                    hold_seconds=float(block["hold_seconds"]), window=int(block["window"]))
+            return cls(model_path.parent / str(block["head"]), str(block["head_sha256"]), config, dict(block["embedding"]))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelError(f"{source}: incomplete or invalid ({exc})") from None
+
+
+class VerifierHead:
+    """The int8 head: (window, EMBEDDING_DIM) embeddings in, one logit out."""
+
+    def __init__(self, path: Path, sha256: str | None = None, window: int | None = None, num_threads: int = 1) -> None:
+        from .model import interpreter_class, read_model_bytes
+
+        content = read_model_bytes(path)
+        if sha256 is not None and hashlib.sha256(content).hexdigest() != sha256:
+            raise ModelError(f"{path}: verifier head does not match the sha256 in its metadata (replaced or damaged file)")
+        cls, _ = interpreter_class()
+        try:
+            self._interp = cls(model_content=content, num_threads=num_threads)
+            self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{path}: corrupt verifier head ({exc})") from None
+        inp = self._interp.get_input_details()[0]
+        self.window = int(inp["shape"][1])
+        if tuple(inp["shape"]) != (1, self.window, EMBEDDING_DIM) or (window is not None and window != self.window):
+            raise ModelError(f"{path}: verifier head input {tuple(inp['shape'])} does not fit (1, {window}, {EMBEDDING_DIM})")
+        self._in = inp["index"]
+        self._out = self._interp.get_output_details()[0]["index"]
+
+    def logit(self, embeddings: np.ndarray) -> float:
+        self._interp.set_tensor(self._in, np.asarray(embeddings, np.float32).reshape(1, self.window, EMBEDDING_DIM))
+        self._interp.invoke()
+        return float(self._interp.get_tensor(self._out).reshape(-1)[0])
+
+    def score(self, embeddings: np.ndarray) -> float:
+        return sigmoid(self.logit(embeddings))
+
+    def scores(self, windows: np.ndarray) -> np.ndarray:
+        """Scores of many windows (n, window, EMBEDDING_DIM), one call each (as on the device)."""
+        return np.array([self.score(w) for w in windows], np.float64)
+
+
+@dataclass
+class Candidate:
+    """The verifier's view of one step: its score, or None when it did not run."""
+
+    score: float | None
+    chunk: int
+
+
+class Cascade:
+    """Stage-1 probability per step in, verifier score out (when it ran).
+
+    State: the embedding stream (audio ring + caches), the sample until which the current
+    candidate stays open, and the last chunk verified. ``reset()``: no audio, no candidate.
+    """
+
+    def __init__(self, head: VerifierHead, config: VerifierConfig, embedding: SpeechEmbedding | None = None) -> None:
+        self.head = head
+        self.config = config
+        self.stream = EmbeddingStream(embedding or SpeechEmbedding(), config.window)
+        self.verifications = 0
+        self.reset()
+
+    def reset(self) -> None:
+        self.stream.reset()
+        self._open_until = -1
+        self._last_chunk = -1
+
+    def process_audio(self, samples: np.ndarray) -> None:
+        """Every sample the step model sees also goes here (before its steps are scored)."""
+        self.stream.process(samples)
+
+    def process(self, probability: float, sample: int) -> float | None:
+        """Stage 1's probability of the step ending at ``sample``; the verifier's score if it ran."""
+        if probability >= self.config.candidate_threshold:
+            self._open_until = sample + self.config.hold_samples
+        chunk = verify_chunk(sample)
+        if sample > self._open_until or chunk <= self._last_chunk or chunk < 0:
+            return None
+        self._last_chunk = chunk
+        self.verifications += 1
+        return self.head.score(self.stream.window_at(chunk))
+
+
+def verify_chunk(sample: int) -> int:
+    """The newest whole 80 ms chunk at a step ending at ``sample`` (-1: none yet)."""
+    return sample // CHUNK_SAMPLES - 1
+
+
+def cascade_track(step_samples: np.ndarray, probs: np.ndarray, config: VerifierConfig, score_chunk) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-clip version of ``Cascade``: the (sample, score) pairs where the verifier ran.
+
+    ``score_chunk(chunks)`` returns the verifier scores of those chunk indices."""
+    positions, chunks = [], []
+    open_until, last = -1, -1
+    for sample, p in zip(np.asarray(step_samples).tolist(), np.asarray(probs).tolist()):
+        if p >= config.candidate_threshold:
+            open_until = sample + config.hold_samples
+        chunk = verify_chunk(sample)
+        if sample > open_until or chunk <= last or chunk < 0:
+            continue
+        last = chunk
+        positions.append(sample)
+        chunks.append(chunk)
+    scores = score_chunk(np.asarray(chunks, np.int64)) if chunks else np.zeros(0)
+    return np.asarray(positions, np.int64), np.asarray(scores, np.float64)
+
+
+def continuous_positions(n_samples: int) -> tuple[np.ndarray, np.ndarray]:
+    """Stage 2 alone: every whole chunk of a stream, (chunk indices, end samples)."""
+    chunks = np.arange(n_samples // CHUNK_SAMPLES)
+    return chunks, np.array([chunk_end_sample(int(c)) for c in chunks], np.int64)
+
+
+def load_verifier(model_path: Path, block: dict, files: EmbeddingFiles | None = None) -> tuple[VerifierHead, VerifierConfig, SpeechEmbedding]:
+    """Check and load what a model's ``verifier`` block names; a clear ModelError otherwise."""
+    spec = VerifierSpec.from_metadata(block, model_path)
+    files = files or find_embedding_files()
+    files.check(spec.embedding, str(model_path.with_suffix(".json")))
+    head = VerifierHead(spec.head, spec.head_sha256, spec.config.window)
+    return head, spec.config, SpeechEmbedding(files)
+
+
+def cascade_for(model, enabled: bool = True) -> Cascade | None:
+    """The verifier a step model's metadata names (None: it has none, or ``enabled`` is False)."""
+    block = model.metadata.extra.get("verifier")
+    if block is None or not enabled:
+        return None
+    head, config, embedding = load_verifier(Path(model.path), block)
+    return Cascade(head, config, embedding)

@@ -1,0 +1,473 @@
+"""edge-verifier: train the stage-2 verifier of a step model (see ``edge.verifier``).
+
+    edge-verifier --model data/activate/activate.tflite --positives data/activate/tts/positives \\
+        --hard-negatives data/activate/tts/negatives --out data/activate/verifier
+
+Steps, each resumed from its file in ``--out`` when the command is run again:
+
+ 1. ``examples.npz``  embedding windows (``edge.embedding``): the word in context (TTS and any
+                      recordings, with noise, rooms and channel effects), hard negatives in
+                      context, dense windows of real negative *training* audio (the ``:fit``
+                      part), and every window where stage 1 opens a candidate on that audio
+                      (its false accepts, mined)
+ 2. ``head.keras``    a small MLP over the ``window`` embeddings, trained on those windows
+ 3. the int8 head     ``MODEL-verifier.tflite`` beside the model, parity-checked against Keras
+ 4. the threshold     the verifier's threshold for ``--target-fa`` on held-out real audio
+                      (the ``:holdout`` part) run through the whole cascade; the model's JSON
+                      gets its ``verifier`` block
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.audio import SAMPLE_RATE
+from edge.embedding import CHUNK_SAMPLES, EMBEDDING_DIM, SpeechEmbedding, chunk_end_sample, embeddings_for, find_embedding_files, mel_track
+from edge.errors import DataError, run_guarded
+from edge.progress import Progress
+from edge.verifier import VERIFIER_FORMAT, VERIFIER_VERSION, VerifierConfig, VerifierHead, cascade_track
+
+from .augment import make_rir_bank, normalise, reverberate, rms
+from .channel import ChannelConfig, apply_channel
+from .evaluate import fire_positions, tflite_scorer
+from .sources import ClipPool
+
+EXAMPLES_FILE = "examples.npz"
+HEAD_FILE = "head.keras"
+PARITY_FILE = "verifier-parity.json"
+CONTEXT_BEFORE_SECONDS = (2.2, 3.0)
+"""Real speech before each word in context: the window (16 x 80 ms) plus the embedding's history."""
+CONTEXT_AFTER_SECONDS = 0.7
+POSITIVE_LEAD_SECONDS = 0.16
+"""Windows that end from this long before the word's end ... """
+DENSE_STRIDE_CHUNKS = 2
+"""Dense negative windows: one every 160 ms of the real training audio."""
+NOISE_PROB = 0.6
+SNR_DB = (0.0, 25.0)
+REVERB_PROB = 0.3
+REVERB_WET = (0.3, 0.9)
+LEVEL_DBFS = (-38.0, -16.0)
+SPEED = (0.9, 1.1)
+NEGATIVE_BLOCK_SECONDS = 10.0
+STREAM_GAP_SECONDS = 0.25
+HIDDEN_UNITS = (128, 64)
+DROPOUT = 0.3
+BATCH_SIZE = 512
+LEARNING_RATE = 1e-3
+VALIDATION_SHARE = 0.1
+POSITIVE_WEIGHT = 2.0
+"""Positives' total weight over the negatives' (recall comes first in stage 2 too)."""
+PARITY_MAX_RELATIVE_ERROR = 0.05
+"""The int8 head's largest logit error, as a share of the Keras logits' range."""
+REPRESENTATIVE_WINDOWS = 500
+THRESHOLD_DIGITS = 6
+MAX_THRESHOLD = 0.999999
+TF_LOG_LEVEL = "2"
+
+
+@dataclass(frozen=True)
+class VerifierRecipe:
+    model: Path
+    out: Path
+    positives: tuple[str, ...]
+    negatives: tuple[str, ...]
+    hard_negatives: tuple[str, ...] = ()
+    calibration: tuple[str, ...] = ()
+    noise: tuple[str, ...] = ()
+    positive_examples: int = 2500
+    hard_examples: int = 1500
+    negative_hours: float = 1.5
+    candidate_threshold: float = 0.05
+    hold_seconds: float = 0.48
+    window: int = 16
+    target_fa_per_hour: float = 0.5
+    refractory: float = 2.0
+    epochs: int = 25
+    seed: int = 5
+
+    @property
+    def config(self) -> VerifierConfig:
+        return VerifierConfig(candidate_threshold=self.candidate_threshold, threshold=0.5, hold_seconds=self.hold_seconds,
+                              window=self.window)
+
+    @property
+    def head_path(self) -> Path:
+        return self.model.with_name(f"{self.model.stem}-verifier.tflite")
+
+
+# --- examples --------------------------------------------------------------------------------
+
+
+class Augmenter:
+    """Noise, rooms, channel and level for a word in context (seeded)."""
+
+    def __init__(self, noise: list[np.ndarray], seed: int) -> None:
+        self.noise = np.concatenate([n.astype(np.float64) for n in noise]) if noise else None
+        self.rirs = make_rir_bank(seed)
+        self.channel = ChannelConfig()
+
+    def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        x = x.astype(np.float64) / 32768.0
+        if rng.random() < REVERB_PROB:
+            x = reverberate(x, self.rirs[int(rng.integers(len(self.rirs)))], float(rng.uniform(*REVERB_WET)))[: x.size]
+        if self.noise is not None and rng.random() < NOISE_PROB:
+            start = int(rng.integers(max(self.noise.size - x.size, 1)))
+            bg = np.resize(self.noise[start:], x.size) / 32768.0
+            snr = float(rng.uniform(*SNR_DB))
+            x = x + bg * ((rms(x) or 1.0) / (rms(bg) or 1.0)) / 10 ** (snr / 20.0)
+        x, _ = apply_channel(x, rng, self.channel)
+        x = normalise(x, float(rng.uniform(*LEVEL_DBFS)))
+        return np.clip(x * 32768.0, -32768, 32767).astype(np.int16)
+
+
+def _speed(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    from .augment import change_speed
+
+    return change_speed(x.astype(np.float64), float(rng.uniform(*SPEED))).astype(np.int16)
+
+
+def words_in_context(emb: SpeechEmbedding, clips: ClipPool, context: np.ndarray, count: int, config: VerifierConfig,
+                     augment: Augmenter, rng: np.random.Generator, label: str) -> np.ndarray:
+    """Windows that end around the end of a word said after real speech: where the cascade
+    verifies a word (from just before its end until the candidate closes)."""
+    out = []
+    meter = Progress(f"edge-verifier: {label} in context", count, sys.stderr)
+    for i in range(count):
+        word = _speed(clips.clips[clips.draw(rng)], rng)
+        before = int(rng.uniform(*CONTEXT_BEFORE_SECONDS) * SAMPLE_RATE)
+        after = int(CONTEXT_AFTER_SECONDS * SAMPLE_RATE)
+        start = int(rng.integers(max(context.size - before - after, 1)))
+        seg = np.concatenate([context[start: start + before], word, context[start + before: start + before + after]])
+        seg = augment.apply(seg, rng)
+        end = before + word.size
+        first = (end - int(POSITIVE_LEAD_SECONDS * SAMPLE_RATE)) // CHUNK_SAMPLES - 1
+        last = min((end + config.hold_samples) // CHUNK_SAMPLES - 1, seg.size // CHUNK_SAMPLES - 1)
+        chunks = np.arange(max(first - config.window + 1, 0), last + 1)
+        embs = embeddings_for(emb, seg, chunks)
+        for c in range(max(first, config.window - 1), last + 1):
+            j = c - chunks[0]
+            out.append(embs[j - config.window + 1: j + 1])
+        meter.update(i + 1)
+    meter.close()
+    return np.asarray(out, np.float32).reshape(-1, config.window, EMBEDDING_DIM)
+
+
+def negative_stream(specs: tuple[str, ...], hours: float, rng: np.random.Generator) -> np.ndarray:
+    """Real negative audio back to back (shuffled clips, short gaps), at most ``hours`` long."""
+    pool = ClipPool.load("negative", list(specs))
+    gap = np.zeros(int(STREAM_GAP_SECONDS * SAMPLE_RATE), np.int16)
+    limit = int(hours * 3600 * SAMPLE_RATE) if np.isfinite(hours) else sum(c.size + gap.size for c in pool.clips)
+    parts, total = [], 0
+    for i in rng.permutation(len(pool.clips)):
+        clip = np.asarray(pool.clips[i], np.int16)
+        parts += [clip, gap]
+        total += clip.size + gap.size
+        if total >= limit:
+            break
+    return np.concatenate(parts)[:limit]
+
+
+def augmented_blocks(stream: np.ndarray, augment: Augmenter, rng: np.random.Generator) -> np.ndarray:
+    """The stream in 10 s blocks, each with its own noise / room / channel / level draw."""
+    block = int(NEGATIVE_BLOCK_SECONDS * SAMPLE_RATE)
+    return np.concatenate([augment.apply(stream[i: i + block], rng) for i in range(0, stream.size, block)])
+
+
+def all_windows(emb: SpeechEmbedding, audio: np.ndarray, window: int, label: str) -> np.ndarray:
+    """The embedding of every chunk of a long stream (in 10-minute pieces, with progress)."""
+    piece = int(600 * SAMPLE_RATE)
+    n = audio.size // CHUNK_SAMPLES
+    out = np.zeros((n, EMBEDDING_DIM), np.float32)
+    meter = Progress(f"edge-verifier: embeddings of {label}", n, sys.stderr)
+    for first in range(0, n, piece // CHUNK_SAMPLES):
+        count = min(piece // CHUNK_SAMPLES, n - first)
+        lead = min(first, window + 10) * CHUNK_SAMPLES  # real history before the piece
+        seg = audio[first * CHUNK_SAMPLES - lead: (first + count) * CHUNK_SAMPLES]
+        chunks = np.arange(lead // CHUNK_SAMPLES, lead // CHUNK_SAMPLES + count)
+        out[first: first + count] = embeddings_for(emb, seg, chunks, mel_track(emb, seg))
+        meter.update(first + count)
+    meter.close()
+    return out
+
+
+def windows_at(embs: np.ndarray, chunks: np.ndarray, window: int) -> np.ndarray:
+    chunks = np.asarray(chunks, np.int64)
+    chunks = chunks[chunks >= window - 1]
+    return np.stack([embs[c - window + 1: c + 1] for c in chunks]) if chunks.size else np.zeros((0, window, EMBEDDING_DIM), np.float32)
+
+
+def build_examples(recipe: VerifierRecipe) -> dict:
+    rng = np.random.default_rng(recipe.seed)
+    emb = SpeechEmbedding()
+    config = recipe.config
+    stream = negative_stream(recipe.negatives, recipe.negative_hours, rng)
+    noise = [c for c in ClipPool.load("noise", list(recipe.noise)).clips] if recipe.noise else []
+    augment = Augmenter(noise, recipe.seed)
+    positives = ClipPool.load("positive", list(recipe.positives), trim=True)
+    pos = words_in_context(emb, positives, stream, recipe.positive_examples, config, augment, rng, "positives")
+    hard = np.zeros((0, config.window, EMBEDDING_DIM), np.float32)
+    if recipe.hard_negatives:
+        pool = ClipPool.load("hard negative", list(recipe.hard_negatives), trim=True)
+        hard = words_in_context(emb, pool, stream, recipe.hard_examples, config, augment, rng, "hard negatives")
+    noisy = augmented_blocks(stream, augment, rng)
+    parts = {"clean": stream, "augmented": noisy}
+    dense, mined = [], []
+    score, _ = tflite_scorer(recipe.model)
+    for name, audio in parts.items():
+        embs = all_windows(emb, audio, config.window, f"{name} real negatives")
+        dense.append(windows_at(embs, np.arange(config.window - 1, embs.shape[0], DENSE_STRIDE_CHUNKS), config.window))
+        steps, probs = score(audio)
+        _, chunks = _candidate_chunks(steps, probs, config)
+        mined.append(windows_at(embs, chunks[chunks < embs.shape[0]], config.window))
+    return {"positives": pos, "hard": hard, "dense": np.concatenate(dense), "mined": np.concatenate(mined),
+            "negative_hours": stream.size / SAMPLE_RATE / 3600}
+
+
+def _candidate_chunks(steps: np.ndarray, probs: np.ndarray, config: VerifierConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Where the cascade would run the verifier: (step samples, chunk indices)."""
+    captured = []
+
+    def keep(chunks: np.ndarray) -> np.ndarray:
+        captured.append(chunks)
+        return np.zeros(chunks.size)
+
+    positions, _ = cascade_track(steps, probs, config, keep)
+    return positions, (captured[0] if captured else np.zeros(0, np.int64))
+
+
+# --- the head ----------------------------------------------------------------------------------
+
+
+def make_head(window: int):
+    import keras
+
+    inp = keras.Input((window, EMBEDDING_DIM), batch_size=None, name="embeddings")
+    x = keras.layers.Flatten()(inp)
+    for units in HIDDEN_UNITS:
+        x = keras.layers.Dense(units, activation="relu")(x)
+        x = keras.layers.Dropout(DROPOUT)(x)
+    out = keras.layers.Dense(1, name="logit")(x)
+    return keras.Model(inp, out)
+
+
+def train_head(examples: dict, recipe: VerifierRecipe, out: Path) -> dict:
+    import keras
+
+    keras.utils.set_random_seed(recipe.seed)
+    pos = examples["positives"]
+    neg = np.concatenate([examples["dense"], examples["mined"], examples["hard"]])
+    x = np.concatenate([pos, neg])
+    y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))]).astype(np.float32)
+    w = np.where(y > 0, POSITIVE_WEIGHT * len(neg) / max(len(pos), 1), 1.0).astype(np.float32)
+    rng = np.random.default_rng(recipe.seed)
+    order = rng.permutation(len(x))
+    n_val = int(len(x) * VALIDATION_SHARE)
+    val, tr = order[:n_val], order[n_val:]
+    model = make_head(recipe.window)
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=keras.losses.BinaryCrossentropy(from_logits=True),
+                  weighted_metrics=[])
+    stop = keras.callbacks.EarlyStopping(patience=4, restore_best_weights=True)
+    hist = model.fit(x[tr], y[tr], sample_weight=w[tr], validation_data=(x[val], y[val], w[val]), epochs=recipe.epochs,
+                     batch_size=BATCH_SIZE, verbose=2, callbacks=[stop])
+    model.save(out)
+    logits = model.predict(x[val], batch_size=BATCH_SIZE, verbose=0).reshape(-1)
+    yv = y[val] > 0
+    return {"windows": {"positive": int(len(pos)), "negative": int(len(neg))}, "epochs": len(hist.history["loss"]),
+            "val_recall_at_0": float((logits[yv] > 0).mean()) if yv.any() else None,
+            "val_false_positive_rate_at_0": float((logits[~yv] > 0).mean()) if (~yv).any() else None}
+
+
+def convert_head(keras_path: Path, examples: dict, out: Path) -> dict:
+    """int8 weights and activations, float input and logit output; parity against Keras."""
+    import keras
+    import tensorflow as tf
+
+    model = keras.models.load_model(keras_path)
+    window = int(model.inputs[0].shape[1])
+    dense = [(tf.constant(layer.get_weights()[0]), tf.constant(layer.get_weights()[1]))
+             for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+
+    @tf.function(input_signature=[tf.TensorSpec((1, window, EMBEDDING_DIM), tf.float32, name="embeddings")])
+    def fixed(e):
+        """The Keras head with its weights as constants (no variables for the int8 converter)."""
+        x = tf.reshape(e, (1, window * EMBEDDING_DIM))
+        for i, (kernel, bias) in enumerate(dense):
+            x = tf.matmul(x, kernel) + bias
+            if i < len(dense) - 1:
+                x = tf.nn.relu(x)
+        return {"logit": x}
+
+    rep = np.concatenate([examples["positives"][:REPRESENTATIVE_WINDOWS // 2], examples["dense"][:REPRESENTATIVE_WINDOWS // 2]])
+
+    def representative():
+        for w in rep:
+            yield [w[None].astype(np.float32)]
+
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([fixed.get_concrete_function()])
+    converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    converter.representative_dataset = representative
+    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    out.write_bytes(converter.convert())
+    head = VerifierHead(out, window=window)
+    check = np.concatenate([examples["positives"][-REPRESENTATIVE_WINDOWS:], examples["mined"][-REPRESENTATIVE_WINDOWS:]])
+    want = model.predict(check, batch_size=BATCH_SIZE, verbose=0).reshape(-1)
+    got = np.array([head.logit(w) for w in check])
+    error = float(np.abs(want - got).max()) if check.size else 0.0
+    spread = float(want.max() - want.min()) if check.size else 0.0
+    agree = float(((want > 0) == (got > 0)).mean()) if check.size else 1.0
+    if error > PARITY_MAX_RELATIVE_ERROR * max(spread, 1.0):
+        raise DataError(f"int8 verifier head differs from Keras by {error:.3f} in logit over a range of {spread:.1f} "
+                        f"(limit {PARITY_MAX_RELATIVE_ERROR:.0%})")
+    return {"windows": int(check.shape[0]), "max_logit_error": round(error, 4), "logit_range": round(spread, 2),
+            "decision_agreement": round(agree, 4)}
+
+
+# --- threshold on held-out audio ----------------------------------------------------------------
+
+
+def verifier_scorer(head: VerifierHead, window: int):
+    """score_chunk for ``cascade_track`` over one whole stream (embeddings of the needed chunks only)."""
+    emb = SpeechEmbedding()
+
+    def for_audio(audio: np.ndarray):
+        mels = mel_track(emb, audio)
+
+        def score_chunk(chunks: np.ndarray) -> np.ndarray:
+            if not chunks.size:
+                return np.zeros(0)
+            need = np.unique(np.concatenate([np.arange(c - window + 1, c + 1) for c in chunks]))
+            embs = dict(zip(need.tolist(), embeddings_for(emb, audio, need, mels)))
+            return head.scores(np.stack([np.stack([embs[k] for k in range(c - window + 1, c + 1)]) for c in chunks]))
+
+        return score_chunk
+
+    return for_audio
+
+
+def calibrate(recipe: VerifierRecipe, head: VerifierHead) -> dict:
+    from .word import threshold_for
+
+    rng = np.random.default_rng(recipe.seed + 1)
+    stream = negative_stream(recipe.calibration, float("inf"), rng)
+    hours = stream.size / SAMPLE_RATE / 3600
+    print(f"edge-verifier: threshold on {hours:.2f} h of held-out real audio", file=sys.stderr, flush=True)
+    score, _ = tflite_scorer(recipe.model)
+    steps, probs = score(stream)
+    positions, scores = cascade_track(steps, probs, recipe.config, verifier_scorer(head, recipe.window)(stream))
+    ref = int(recipe.refractory * SAMPLE_RATE)
+    threshold = min(threshold_for(positions, scores, hours, recipe.target_fa_per_hour, ref), MAX_THRESHOLD)
+    return {"threshold": round(threshold, THRESHOLD_DIGITS), "negative_hours": round(hours, 3),
+            "verifications_per_hour": round(positions.size / hours, 1) if hours else None,
+            "candidates_per_hour": round(fire_positions(steps, probs, recipe.candidate_threshold, ref).size / hours, 1) if hours else None,
+            "firings_at_threshold": int(fire_positions(positions, scores, round(threshold, THRESHOLD_DIGITS), ref).size),
+            "target_fa_per_hour": recipe.target_fa_per_hour}
+
+
+def write_metadata(recipe: VerifierRecipe, calibration: dict, training: dict) -> dict:
+    meta_file = recipe.model.with_suffix(".json")
+    meta = json.loads(meta_file.read_text())
+    meta["verifier"] = {
+        "format": VERIFIER_FORMAT, "version": VERIFIER_VERSION, "head": recipe.head_path.name,
+        "head_sha256": hashlib.sha256(recipe.head_path.read_bytes()).hexdigest(), "window": recipe.window,
+        "candidate_threshold": recipe.candidate_threshold, "hold_seconds": recipe.hold_seconds,
+        "threshold": calibration["threshold"], "embedding": find_embedding_files().describe(),
+        "calibration": calibration, "training": training,
+    }
+    tmp = meta_file.with_name(meta_file.name + ".tmp")
+    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, meta_file)
+    return meta["verifier"]
+
+
+def run(recipe: VerifierRecipe) -> dict:
+    recipe.out.mkdir(parents=True, exist_ok=True)
+    ex_path = recipe.out / EXAMPLES_FILE
+    if ex_path.is_file():
+        print(f"edge-verifier: {ex_path} done before, reused", file=sys.stderr)
+        examples = dict(np.load(ex_path))
+    else:
+        examples = build_examples(recipe)
+        tmp = recipe.out / ("tmp-" + EXAMPLES_FILE)
+        np.savez(tmp, **examples)
+        os.replace(tmp, ex_path)
+    head_keras = recipe.out / HEAD_FILE
+    stats_file = recipe.out / "training.json"
+    if not head_keras.is_file():
+        stats = train_head(examples, recipe, head_keras)
+        stats_file.write_text(json.dumps(stats, indent=1))
+    training = json.loads(stats_file.read_text())
+    training["parity"] = convert_head(head_keras, examples, recipe.head_path)
+    (recipe.out / PARITY_FILE).write_text(json.dumps(training["parity"], indent=1))
+    head = VerifierHead(recipe.head_path, window=recipe.window)
+    calibration = calibrate(recipe, head) if recipe.calibration else {"threshold": 0.5, "note": "no held-out audio given"}
+    return write_metadata(recipe, calibration, training)
+
+
+# --- command line ------------------------------------------------------------------------------
+
+
+def parser() -> argparse.ArgumentParser:
+    d = VerifierRecipe
+    p = argparse.ArgumentParser(prog="edge-verifier", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, required=True, help="the step model (.tflite); its JSON gets the verifier block")
+    p.add_argument("--out", type=Path, required=True, help="work folder (re-run the same command to resume)")
+    p.add_argument("--positives", nargs="+", required=True, metavar="DIR", help="clips of the word (TTS, recordings)")
+    p.add_argument("--negatives", nargs="+", metavar="DIR", help="real negative training audio (default: edge-word's :fit audio)")
+    p.add_argument("--hard-negatives", nargs="*", default=[], metavar="DIR", help="similar words, other languages (TTS)")
+    p.add_argument("--calibration", nargs="*", metavar="DIR", help="held-out real audio for the threshold (default: edge-word's :holdout audio)")
+    p.add_argument("--noise", nargs="*", metavar="DIR", help="noise recordings (default: the shared noise folders)")
+    p.add_argument("--positive-examples", type=int, default=d.positive_examples, help=f"words in context (default {d.positive_examples})")
+    p.add_argument("--hard-examples", type=int, default=d.hard_examples, help=f"hard negatives in context (default {d.hard_examples})")
+    p.add_argument("--negative-hours", type=float, default=d.negative_hours, help=f"hours of real negative audio (default {d.negative_hours:g})")
+    p.add_argument("--candidate-threshold", type=float, default=d.candidate_threshold,
+                   help=f"stage-1 probability that opens a candidate (default {d.candidate_threshold:g})")
+    p.add_argument("--target-fa", type=float, default=d.target_fa_per_hour,
+                   help=f"false accepts per hour the threshold is set for, on held-out audio (default {d.target_fa_per_hour:g})")
+    p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs (default {d.epochs})")
+    p.add_argument("--seed", type=int, default=d.seed, help=f"seed of every random choice (default {d.seed})")
+    p.add_argument("--word", help="the word (default: the model's metadata); chooses the default real audio")
+    return p
+
+
+def recipe_from(args: argparse.Namespace) -> VerifierRecipe:
+    from .word import WordRecipe, calibration_negatives, real_negatives
+    from .suite import default_paths
+
+    if args.model.suffix != ".tflite" or not args.model.is_file() or not args.model.with_suffix(".json").is_file():
+        raise DataError(f"{args.model}: not a step model (.tflite with its .json beside it)")
+    word = args.word or json.loads(args.model.with_suffix(".json").read_text()).get("word", "")
+    paths = default_paths()
+    base = WordRecipe(word=word, out=args.out, shared=paths.shared, debian=paths.debian)
+    noise = args.noise if args.noise is not None else [str(paths.shared / "data" / "noise"), str(paths.shared / "data" / "activate" / "backgrounds")]
+    return VerifierRecipe(model=args.model.resolve(), out=args.out.resolve(), positives=tuple(args.positives),
+                          negatives=tuple(args.negatives or real_negatives(base)), hard_negatives=tuple(args.hard_negatives),
+                          calibration=tuple(calibration_negatives(base) if args.calibration is None else args.calibration),
+                          noise=tuple(noise), positive_examples=args.positive_examples, hard_examples=args.hard_examples,
+                          negative_hours=args.negative_hours, candidate_threshold=args.candidate_threshold,
+                          target_fa_per_hour=args.target_fa, epochs=args.epochs, seed=args.seed)
+
+
+def _command(args: argparse.Namespace) -> int:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)
+    block = run(recipe_from(args))
+    print(f"edge-verifier: {block['head']} ready: threshold {block['threshold']}, candidates at {block['candidate_threshold']}, "
+          f"{block['calibration'].get('verifications_per_hour')} verifications/h on held-out audio", file=sys.stderr)
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code, result = run_guarded("edge-verifier", _command, args, resumable=True)
+    return result if code is None else code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
