@@ -1,0 +1,231 @@
+"""Stage 2: the speech embedding, the verifier head and the cascade, with the real models.
+
+The embedding models are the real ones inside the pyopen-wakeword wheel; the head is trained
+here at toy scale by ``edge-verifier`` itself (real TensorFlow, real int8 conversion), and
+the shipped model's verifier is checked on the real example recordings.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from edge.audio import read_audio
+from edge.embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, EmbeddingStream, SpeechEmbedding, embeddings_for,
+                            find_embedding_files)
+from edge.errors import ModelError
+from edge.model import StreamingModel, default_model_path
+from edge.pipeline import Pipeline
+from edge.verifier import Cascade, VerifierConfig, VerifierHead, cascade_for, cascade_track, load_verifier
+
+from .paths import ACTIVATE, DATA, DEV, REPO
+
+CLIP = DEV / "coursera__1.wav"
+WINDOW = 16
+CHUNK_SIZES = (1, 160, 999, 1280, 4000)
+
+
+@pytest.fixture(scope="module")
+def embedding():
+    return SpeechEmbedding()
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return read_audio(CLIP)
+
+
+# --- the embedding: device ring buffer == whole clip ------------------------------------------
+
+
+@pytest.mark.parametrize("size", CHUNK_SIZES)
+def test_streamed_windows_equal_whole_clip_embeddings(embedding, clip, size):
+    whole = embeddings_for(embedding, clip)
+    assert whole.shape == (clip.size // CHUNK_SAMPLES, EMBEDDING_DIM)
+    stream = EmbeddingStream(SpeechEmbedding(), WINDOW)
+    checked = 0
+    for start in range(0, clip.size, size):
+        stream.process(clip[start: start + size])
+        chunk = stream.last_chunk
+        if chunk >= WINDOW - 1 and chunk % 3 == 0:
+            np.testing.assert_array_equal(stream.window_at(chunk), whole[chunk - WINDOW + 1: chunk + 1])
+            checked += 1
+    assert checked >= 10
+
+
+def test_ring_at_stream_start_reads_silence_before_the_first_sample(embedding, clip):
+    """Less than 2 s of history: the missing audio is silence, as in the whole-clip version."""
+    stream = EmbeddingStream(SpeechEmbedding(), WINDOW)
+    stream.process(clip[: 3 * CHUNK_SAMPLES + 17])
+    assert stream.last_chunk == 2
+    early = stream.window_at(2)
+    assert early.shape == (WINDOW, EMBEDDING_DIM)
+    np.testing.assert_array_equal(early, embeddings_for(embedding, clip[: 3 * CHUNK_SAMPLES], np.arange(2 - WINDOW + 1, 3)))
+    silent = embeddings_for(embedding, np.zeros(CHUNK_SAMPLES, np.int16), np.array([-5]))[0]
+    np.testing.assert_array_equal(early[0], silent)  # chunks before the stream: the embedding of silence
+    assert not np.array_equal(early[-1], silent)
+
+
+def test_cache_shares_embeddings_between_nearby_windows(clip):
+    stream = EmbeddingStream(SpeechEmbedding(), WINDOW)
+    stream.process(clip[: 40 * CHUNK_SAMPLES])
+    stream.window_at(38)
+    assert stream.computed == WINDOW
+    stream.window_at(39)  # one new chunk: one new embedding
+    assert stream.computed == WINDOW + 1
+    with pytest.raises(ModelError, match="older than the verifier's audio ring"):
+        stream.window_at(10)
+    stream.reset()
+    assert stream.samples_seen == 0 and stream.last_chunk == -1
+
+
+def test_mel_model_clamps_per_window_so_batches_are_not_used(embedding, clip):
+    """Why mel windows go one per call: the model's log floor follows the loudest value of its input."""
+    quiet = np.zeros((2, 1760), np.float32)
+    loud = quiet.copy()
+    loud[1] = clip[CHUNK_SAMPLES * 20: CHUNK_SAMPLES * 20 + 1760]
+    alone = embedding.mel_windows(quiet[:1])[0]
+    assert not np.array_equal(embedding.mel_windows(loud)[0], alone)
+    np.testing.assert_array_equal(embedding.mel_windows(quiet[:1])[0], alone)
+
+
+# --- a toy verifier, trained by the real command -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """edge-verifier end to end at toy scale: examples, Keras head, int8 head, threshold, metadata."""
+    root = tmp_path_factory.mktemp("verifier")
+    for suffix in (".tflite", ".json"):
+        shutil.copy(default_model_path().with_suffix(suffix), root / f"toy{suffix}")
+    meta = json.loads((root / "toy.json").read_text())
+    meta.pop("verifier", None)
+    (root / "toy.json").write_text(json.dumps(meta))
+    cmd = [sys.executable, "-m", "train.verifier", "--model", root / "toy.tflite", "--out", root / "work",
+           "--positives", f"{ACTIVATE / 'positives' / 'coursera__[12]*'}", "--negatives", f"{DATA / 'speech' / 'ljspeech'}:fit",
+           "--hard-negatives", ACTIVATE / "negatives", "--calibration", f"{DATA / 'speech' / 'asterisk_prompts'}:holdout",
+           "--positive-examples", "30", "--hard-examples", "10", "--negative-hours", "0.02", "--epochs", "2"]
+    done = subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "Traceback" not in done.stderr
+    return root / "toy.tflite", done.stderr
+
+
+def test_edge_verifier_writes_one_versioned_metadata_file(toy):
+    model, log = toy
+    block = json.loads(model.with_suffix(".json").read_text())["verifier"]
+    assert block["format"] == "trigger-edge-verifier" and block["version"] == 1
+    assert (model.parent / block["head"]).is_file()
+    assert block["embedding"] == find_embedding_files().describe()
+    assert 0 < block["threshold"] < 1 and 0 < block["candidate_threshold"] < 1
+    assert block["training"]["parity"]["decision_agreement"] >= 0.95
+    assert block["calibration"]["negative_hours"] > 0
+    assert "ready: threshold" in log
+    head = VerifierHead(model.parent / block["head"], block["head_sha256"], WINDOW)
+    assert head.window == WINDOW
+
+
+def test_rerun_resumes_from_the_examples(toy):
+    model, _ = toy
+    work = model.parent / "work"
+    assert (work / "examples.npz").is_file() and (work / "head.keras").is_file()
+
+
+def test_streaming_cascade_equals_whole_clip_track(toy, clip):
+    model_path, _ = toy
+    model = StreamingModel(model_path)
+    block = json.loads(model_path.with_suffix(".json").read_text())["verifier"]
+    head, _, emb = load_verifier(model_path, block)
+    config = VerifierConfig(candidate_threshold=0.02, threshold=0.5, hold_seconds=0.48, window=WINDOW)
+    cascade = Cascade(head, config, emb)
+    pipe = Pipeline(model, trace=True, verifier=cascade)
+    for start in range(0, clip.size, 700):
+        pipe.process(clip[start: start + 700])
+    streamed = pipe.trace.verified
+    assert streamed, "stage 1 opened no candidate on a clip with the word"
+    whole = embeddings_for(SpeechEmbedding(), clip)
+
+    def score_chunk(chunks):
+        return head.scores(np.stack([whole[c - WINDOW + 1: c + 1] for c in chunks]))
+
+    positions, scores = cascade_track(np.array(pipe.trace.samples), np.array(pipe.trace.probabilities), config, score_chunk)
+    assert [s for s, _ in streamed] == positions.tolist()
+    np.testing.assert_allclose([v for _, v in streamed], scores, rtol=0, atol=1e-12)
+    assert cascade.verifications == len(streamed)
+
+
+def test_two_candidates_close_together_share_embeddings(toy, clip):
+    """Two stage-1 candidates 0.5 s apart: the second verifies only chunks not seen before."""
+    model_path, _ = toy
+    block = json.loads(model_path.with_suffix(".json").read_text())["verifier"]
+    head, _, emb = load_verifier(model_path, block)
+    config = VerifierConfig(candidate_threshold=0.5, threshold=0.5, hold_seconds=0.08, window=WINDOW)
+    cascade = Cascade(head, config, emb)
+    fed = 0
+
+    def step(probability, sample):
+        nonlocal fed
+        cascade.process_audio(clip[fed:sample])  # the audio arrives with its steps, as in the pipeline
+        fed = sample
+        return cascade.process(probability, sample)
+
+    first = [step(0.9, s) for s in range(30 * CHUNK_SAMPLES, 31 * CHUNK_SAMPLES + 1, 640)]
+    computed = cascade.stream.computed
+    assert computed == WINDOW + 1  # chunk 29's window, then chunk 30 adds one
+    second = [step(0.9, s) for s in range(36 * CHUNK_SAMPLES, 37 * CHUNK_SAMPLES + 1, 640)]
+    assert sum(v is not None for v in first) == 2 and sum(v is not None for v in second) == 2
+    assert cascade.stream.computed - computed == 6  # chunks 31..36: only the ones not cached
+    assert step(0.0, 45 * CHUNK_SAMPLES) is None  # closed: stage 1 below the candidate threshold
+
+
+def test_runner_uses_the_verifier_and_no_verifier_turns_it_off(toy):
+    model, _ = toy
+    run = [sys.executable, "-m", "edge.cli", "--model", str(model), "--input", str(CLIP), "-v"]
+    with_v = subprocess.run(run, cwd=REPO, capture_output=True, text=True, timeout=120)
+    without = subprocess.run([*run, "--no-verifier"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert with_v.returncode == 0 and without.returncode == 0, with_v.stderr[-2000:] + without.stderr[-2000:]
+    assert "(verifier; candidates at" in with_v.stderr
+    assert "(verifier;" not in without.stderr
+
+
+def test_mismatched_embedding_is_refused_with_one_line(toy, tmp_path):
+    model, _ = toy
+    meta = json.loads(model.with_suffix(".json").read_text())
+    meta["verifier"]["embedding"]["embedding_sha256"] = "0" * 64
+    for suffix in (".tflite",):
+        shutil.copy(model, tmp_path / f"m{suffix}")
+    shutil.copy(model.parent / meta["verifier"]["head"], tmp_path / meta["verifier"]["head"])
+    (tmp_path / "m.json").write_text(json.dumps(meta))
+    with pytest.raises(ModelError, match="trained with pyopen-wakeword"):
+        cascade_for(StreamingModel(tmp_path / "m.tflite"))
+    done = subprocess.run([sys.executable, "-m", "edge.cli", "--model", str(tmp_path / "m.tflite"), "--input", str(CLIP)],
+                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert "pip install pyopen-wakeword==1.1.0" in done.stderr
+    ok = subprocess.run([sys.executable, "-m", "edge.cli", "--model", str(tmp_path / "m.tflite"), "--input", str(CLIP), "--no-verifier"],
+                        cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0
+
+
+def test_replaced_head_fails_its_sha256(toy, tmp_path):
+    model, _ = toy
+    meta = json.loads(model.with_suffix(".json").read_text())
+    head = model.parent / meta["verifier"]["head"]
+    with pytest.raises(ModelError, match="sha256"):
+        VerifierHead(head, "f" * 64, WINDOW)
+    with pytest.raises(ModelError, match="incomplete or invalid"):
+        load_verifier(model, {k: v for k, v in meta["verifier"].items() if k != "threshold"})
+    with pytest.raises(ModelError, match="version 7 not supported"):
+        load_verifier(model, dict(meta["verifier"], version=7))
+
+
+def test_bad_verifier_settings_are_refused():
+    with pytest.raises(ValueError, match="candidate threshold"):
+        VerifierConfig(candidate_threshold=0.0)
+    with pytest.raises(ValueError, match="window"):
+        VerifierConfig(window=0)
