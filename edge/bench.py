@@ -31,7 +31,10 @@ CHUNK_SAMPLES = 640
 """40 ms: one output step of our model."""
 BYTES_PER_SAMPLE = 2
 DEFAULT_SECONDS = 3600.0
-ENGINES = ("trigger-edge", "pymicro-wakeword", "pyopen-wakeword")
+STAGE1_ENGINE = "trigger-edge-stage1"
+ENGINES = ("trigger-edge", STAGE1_ENGINE, "pymicro-wakeword", "pyopen-wakeword")
+"""``trigger-edge`` runs the model as edge-run does (with its verifier, if it has one, every
+verification counted in its cost); ``trigger-edge-stage1`` is the step model alone."""
 PEER_MODEL = "okay_nabu"
 NS_PER_MS = 1e6
 
@@ -75,12 +78,19 @@ def _pin_one_core() -> None:
 
 def _make_engine(name: str, model: str | None):
     """A callable taking one chunk of bytes; returns the number of detections it produced."""
-    if name == "trigger-edge":
+    if name in ("trigger-edge", STAGE1_ENGINE):
         from .model import StreamingModel
         from .pipeline import Pipeline
+        from .verifier import cascade_for
 
-        pipe = Pipeline(StreamingModel(model, num_threads=1))
-        return lambda chunk: len(pipe.process(np.frombuffer(chunk, dtype="<i2")))
+        step_model = StreamingModel(model, num_threads=1)
+        pipe = Pipeline(step_model, verifier=cascade_for(step_model, enabled=name == "trigger-edge"))
+
+        def run_ours(chunk: bytes) -> int:
+            return len(pipe.process(np.frombuffer(chunk, dtype="<i2")))
+
+        run_ours.pipeline = pipe
+        return run_ours
     if name == "pymicro-wakeword":
         from pymicro_wakeword import MicroWakeWord, MicroWakeWordFeatures, Model
 
@@ -145,6 +155,10 @@ def worker(name: str, raw: Path, model: str | None) -> dict:
     audio_seconds = samples / SAMPLE_RATE
     lat = np.asarray(latencies) / NS_PER_MS
     extra = invoke_times(model) if name == "trigger-edge" else {}
+    pipe = getattr(engine, "pipeline", None)
+    if pipe is not None and pipe.verifier is not None:
+        extra["verifications_per_hour"] = round(pipe.verifier.verifications / (samples / SAMPLE_RATE) * 3600, 1)
+        extra["embeddings_per_hour"] = round(pipe.verifier.stream.computed / (samples / SAMPLE_RATE) * 3600, 1)
     return {
         **extra,
         "engine": name,
@@ -170,15 +184,19 @@ def run_engine(name: str, raw: Path, model: str | None) -> dict:
 
 
 def table(rows: list[dict]) -> str:
-    head = f"{'engine':18} {'RTF (1 core)':>12} {'ms/40ms med':>12} {'p99':>8} {'peak RSS MB':>12} {'detections':>10}"
+    head = f"{'engine':20} {'RTF (1 core)':>12} {'ms/40ms med':>12} {'p99':>8} {'peak RSS MB':>12} {'detections':>10}"
     lines = [head, "-" * len(head)]
     for r in rows:
         if "error" in r:
-            lines.append(f"{r['engine']:18} not measured: {r['error']}")
+            lines.append(f"{r['engine']:20} not measured: {r['error']}")
         else:
             lines.append(
-                f"{r['engine']:18} {r['rtf']:12.5f} {r['chunk_ms_median']:12.4f} {r['chunk_ms_p99']:8.3f} {r['peak_rss_mb']:12.1f} {r['detections']:10d}"
+                f"{r['engine']:20} {r['rtf']:12.5f} {r['chunk_ms_median']:12.4f} {r['chunk_ms_p99']:8.3f} {r['peak_rss_mb']:12.1f} {r['detections']:10d}"
             )
+    for r in rows:
+        if "verifications_per_hour" in r:
+            lines.append(f"{r['engine']}: verifier ran {r['verifications_per_hour']:.0f} times per hour of audio "
+                         f"({r['embeddings_per_hour']:.0f} embeddings computed per hour), all counted in its RTF")
     for r in rows:
         if "step_us_median" in r:
             lines.append(f"{r['engine']}: model step alone (10k steps, 1 thread): median {r['step_us_median']} us, p99 {r['step_us_p99']} us")

@@ -12,7 +12,8 @@ def test_bench_reports_all_engines(capsys):
     capsys.readouterr()
     assert main(["--seconds", "20", "--model", str(t.tflite), "--json"]) == 0
     rows = {r["engine"]: r for r in json.loads(capsys.readouterr().out)}
-    assert set(rows) == {"trigger-edge", "pymicro-wakeword", "pyopen-wakeword"}
+    assert set(rows) == {"trigger-edge", "trigger-edge-stage1", "pymicro-wakeword", "pyopen-wakeword"}
+    assert rows["trigger-edge-stage1"]["rtf"] > 0 and "verifications_per_hour" not in rows["trigger-edge-stage1"]
     ours = rows["trigger-edge"]
     assert ours["audio_seconds"] == 20.0
     assert ours["cpu_seconds"] > 0 and ours["rtf"] > 0 and ours["peak_rss_mb"] > 0
@@ -25,3 +26,11 @@ def test_bench_reports_all_engines(capsys):
 def test_bench_without_audio_is_a_clear_error(tmp_path, capsys):
     assert main(["--seconds", "1", "--input", str(tmp_path / "missing.wav")]) == 2
     assert "no such audio file" in capsys.readouterr().err
+
+
+def test_bench_counts_the_shipped_verifier(capsys):
+    """The shipped model has a verifier: its runs are counted and their cost is in the RTF."""
+    assert main(["--seconds", "30", "--engines", "trigger-edge", "--json"]) == 0
+    row = json.loads(capsys.readouterr().out)[0]
+    assert row["engine"] == "trigger-edge" and row["rtf"] > 0
+    assert row["verifications_per_hour"] > 0 and row["embeddings_per_hour"] >= row["verifications_per_hour"]

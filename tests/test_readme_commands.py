@@ -323,7 +323,7 @@ def test_model_recipe_runs_at_toy_scale(workdir):
     cwd, env = workdir
     assert "bash scripts/make_activate_model.sh" in README
     env = dict(env, COUNT="16", VAL_COUNT="8", EPOCHS="1", TUNE_EPOCHS="1", TTS_POSITIVES="6", TTS_NEGATIVES="6",
-               SHARED=str(SHARED), NO_SUITE="1", PYTHON=sys.executable)
+               VERIFIER_EXAMPLES="20", VERIFIER_HOURS="0.02", SHARED=str(SHARED), NO_SUITE="1", PYTHON=sys.executable)
     work = cwd / "recipe"
     res = subprocess.run(["bash", str(REPO / "scripts" / "make_activate_model.sh"), str(work)], cwd=cwd, env=env,
                          capture_output=True, text=True, timeout=900)
@@ -331,6 +331,7 @@ def test_model_recipe_runs_at_toy_scale(workdir):
     assert res.stdout.strip().endswith(f"done: {work}")
     meta = json.loads((work / "activate.json").read_text())
     assert meta["word"] == "activate" and meta["calibration"]["target_fa_per_hour"] == 0.5
+    assert meta["verifier"]["head"] == "activate-verifier.tflite" and (work / "activate-verifier.tflite").is_file()
     dataset = json.loads((work / "ds-train" / "dataset.json").read_text())
     assert dataset["count"] == 16
     real = [f["path"] for f in dataset["sources"]["positives"]["files"] if "/activate/positives/" in f["path"]]
@@ -349,7 +350,8 @@ def word_line() -> str:
 WORD_TOY_SECONDS = 850
 MIN_HELD_OUT_HOURS = 0.5
 """The held-out part of the shared data's training halves is 0.7 h; the Debian audio, once fetched, adds 0.9 h."""
-WORD_TOY_FLAGS = "--tts-positives 6 --tts-negatives 6 --count 16 --val-count 8 --epochs 1 --tune-epochs 1 --no-suite"
+WORD_TOY_FLAGS = ("--tts-positives 6 --tts-negatives 6 --count 16 --val-count 8 --epochs 1 --tune-epochs 1 --no-suite "
+                  "--verifier-examples 20 --verifier-hours 0.02")
 
 
 @pytest.mark.slow
@@ -364,7 +366,10 @@ def test_edge_word_line_runs_at_toy_scale_and_resumes(workdir):
     assert meta["word"] == "computer" and 0.0 < meta["detector"]["threshold"] < 1.0
     assert meta["calibration"]["negative_hours"] > MIN_HELD_OUT_HOURS  # held-out real audio, without the Debian part here
     assert sorted(p.stem for p in (cwd / "data" / "computer" / "steps").glob("*.done")) == sorted(
-        ["tts", "build", "train", "convert", "mine", "tune", "final"])
-    assert "edge-word: 7/7 final" in res.stderr and "ready" in res.stderr
+        ["tts", "build", "train", "convert", "mine", "tune", "final", "verifier"])
+    assert "edge-word: 7/8 final" in res.stderr and "ready" in res.stderr
+    block = meta["verifier"]  # the cascade: one metadata file names both stages
+    assert block["format"] == "trigger-edge-verifier" and (model.parent / block["head"]).is_file()
+    assert block["calibration"]["negative_hours"] > MIN_HELD_OUT_HOURS
     again = run_to_end(line, cwd, env)  # everything done: every step skipped
-    assert again.returncode == 0 and again.stderr.count("done before, skipped") == 7
+    assert again.returncode == 0 and again.stderr.count("done before, skipped") == 8

@@ -229,3 +229,59 @@ def test_bad_verifier_settings_are_refused():
         VerifierConfig(candidate_threshold=0.0)
     with pytest.raises(ValueError, match="window"):
         VerifierConfig(window=0)
+
+
+# --- enrollment --------------------------------------------------------------------------------
+
+
+def test_edge_enroll_from_wav_files_end_to_end(toy, tmp_path):
+    """A household's takes -> a new model folder with an adapted head; the original is untouched."""
+    model, _ = toy
+    before = model.with_suffix(".json").read_bytes(), (model.parent / "toy-verifier.tflite").read_bytes()
+    takes = sorted((ACTIVATE / "positives").glob("ite5th__*.wav"))[:3]
+    out = tmp_path / "mine"
+    cmd = [sys.executable, "-m", "train.enroll", "--model", str(model), "--wav", *map(str, takes), "--out", str(out),
+           "--negatives", f"{DATA / 'speech' / 'ljspeech'}:fit", "--copies", "3", "--negative-hours", "0.01", "--epochs", "1"]
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "edge-enroll:" in done.stderr and "ready (3 take(s))" in done.stderr
+    meta = json.loads((out / "toy.json").read_text())
+    block = meta["verifier"]
+    assert block["enrollment"]["takes"] == 3 and block["head"] == "toy-verifier.tflite"
+    assert (out / "toy.tflite").read_bytes() == model.read_bytes()
+    assert (out / "toy-verifier.tflite").read_bytes() != before[1]
+    assert (model.with_suffix(".json").read_bytes(), (model.parent / "toy-verifier.tflite").read_bytes()) == before
+    run = subprocess.run([sys.executable, "-m", "edge.cli", "--model", str(out / "toy.tflite"), "--input", str(CLIP), "-v"],
+                         cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0 and "(verifier; candidates at" in run.stderr, run.stderr[-2000:]
+
+
+def test_enroll_rebuilds_the_float_head_from_the_int8_one(toy):
+    """The dequantized int8 weights are the trained Keras weights to within one quantization step."""
+    import keras
+
+    from train.enroll import head_weights
+
+    model, _ = toy
+    block = json.loads(model.with_suffix(".json").read_text())["verifier"]
+    layers = head_weights(model.parent / block["head"])
+    assert [k.shape for k, _ in layers] == [(WINDOW * EMBEDDING_DIM, 128), (128, 64), (64, 1)]
+    trained = [layer.get_weights() for layer in keras.models.load_model(model.parent / "work" / "head.keras").layers
+               if isinstance(layer, keras.layers.Dense)]
+    for (kernel, bias), (want_kernel, want_bias) in zip(layers, trained):
+        step = np.abs(want_kernel).max(axis=0) / 127.0  # per output channel
+        assert np.all(np.abs(kernel - want_kernel) <= step * 0.51 + 1e-7)
+        assert np.allclose(bias, want_bias, atol=1e-3 * max(1.0, float(np.abs(want_bias).max())))
+
+
+def test_enroll_bad_input_is_one_line(toy, tmp_path):
+    model, _ = toy
+    silent = tmp_path / "silent.wav"
+    from edge.audio import write_wav
+
+    write_wav(silent, np.zeros(16000, np.int16))
+    for args, message in ((["--wav", str(silent)], "no word in it"), (["--wav", str(tmp_path / "none.wav")], "unreadable take"),
+                          (["--model", str(tmp_path / "x.tflite"), "--wav", str(silent)], "not a step model")):
+        cmd = [sys.executable, "-m", "train.enroll", "--out", str(tmp_path / "o"), *(["--model", str(model)] if "--model" not in args else []), *args]
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr[-1500:]

@@ -19,9 +19,15 @@ Steps (each a project command run as its own process, so its progress shows as i
  7. ``final``       the int8 model of round 2, its threshold set for ``--target-fa`` false
                     accepts per hour on real audio it never saw: the ``:holdout`` part of
                     the training halves (``train.sources.in_split``), speech and music
- 8. ``suite``       the real-voice benchmark (``edge-eval --suite real``) for round 1 (clean
-                    only) and the final model (all conditions), when the suite has
-                    recordings of the word; otherwise the command says so
+ 8. ``verifier``    the stage-2 verifier (``edge-verifier``): a small head over a pretrained
+                    speech embedding that confirms the final model's candidates, trained on
+                    the TTS words and hard negatives in context and dense windows of the
+                    ``:fit`` audio (with the final model's false accepts on it), its
+                    threshold set on the ``:holdout`` audio (``--no-verifier`` skips it)
+ 9. ``suite``       the real-voice benchmark (``edge-eval --suite real``) for round 1 (clean
+                    only) and the final model (all conditions: stage 1, the cascade and
+                    stage 2 alone), when the suite has recordings of the word; otherwise
+                    the command says so
 
 Each step leaves a marker in ``OUT/steps/``; re-running the same command skips finished
 steps and resumes the one that was interrupted (every step resumes on its own). The
@@ -86,6 +92,9 @@ class WordRecipe:
     seed: int = 11
     suite: bool = True
     extra_positives: tuple[str, ...] = field(default=())
+    verifier: bool = True
+    verifier_examples: int = 2500
+    verifier_hours: float = 1.0
 
     @property
     def name(self) -> str:
@@ -185,12 +194,23 @@ def steps(recipe: WordRecipe) -> list[Step]:
                        tuple(_py("train.word", "--calibrate", final, "--out", o, "--target-fa", recipe.target_fa_per_hour,
                                  *_shared_args(recipe), recipe.word))), "final int8 model and its threshold"),
     ]
+    if recipe.verifier:
+        plan.append(Step("verifier", (tuple(_verifier(recipe, final)),), "the stage-2 verifier and its threshold"))
     if recipe.suite and _suite_knows(recipe.word):
         plan.append(Step("suite", (
             tuple(_py("train.evaluate", "--model", round1, "--suite", "real", "--conditions", ROUND1_CONDITIONS, "--out", o / "suite-round1")),
             tuple(_py("train.evaluate", "--model", final, "--suite", "real", "--out", o / "suite")),
         ), "the real-voice benchmark"))
     return plan
+
+
+def _verifier(recipe: WordRecipe, model: Path) -> list[str]:
+    data = recipe.shared / "data"
+    return _py("train.verifier", "--model", model, "--out", recipe.out / "verifier", "--positives", *positives(recipe),
+               "--hard-negatives", *tts_negatives(recipe), "--negatives", *real_negatives(recipe),
+               "--calibration", *calibration_negatives(recipe), "--noise", data / "noise", data / "activate" / "backgrounds",
+               "--positive-examples", recipe.verifier_examples, "--hard-examples", max(recipe.verifier_examples * 3 // 5, 1),
+               "--negative-hours", recipe.verifier_hours, "--target-fa", recipe.target_fa_per_hour, "--seed", recipe.seed)
 
 
 def _shared_args(recipe: WordRecipe) -> list[str]:
@@ -341,6 +361,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--positives", nargs="+", default=[], metavar="DIR",
                    help="your own recordings of the word to add (DIR@SHARE gives them a share of the draws)")
     p.add_argument("--no-suite", action="store_true", help="skip the real-voice benchmark at the end")
+    p.add_argument("--no-verifier", action="store_true", help="skip the stage-2 verifier (stage 1 alone)")
+    p.add_argument("--verifier-examples", type=int, default=d.verifier_examples,
+                   help=f"words in context for the verifier (default {d.verifier_examples})")
+    p.add_argument("--verifier-hours", type=float, default=d.verifier_hours,
+                   help=f"hours of real training audio the verifier learns negatives from (default {d.verifier_hours:g})")
     p.add_argument("--shared", type=Path, help="the shared data folder (default: ../shared or $TRIGGER_EDGE_SHARED)")
     p.add_argument("--debian", type=Path, help="Debian audio root from scripts/fetch_eval_audio.sh (default: found in the cache)")
     p.add_argument("--calibrate", type=Path, metavar="MODEL", help=argparse.SUPPRESS)
@@ -359,7 +384,8 @@ def recipe_from(args: argparse.Namespace) -> WordRecipe:
     recipe = WordRecipe(word=word, out=args.out or Path("data") / "_".join(word.lower().split()), shared=shared, debian=debian,
                         tts_positives=args.tts_positives, tts_negatives=args.tts_negatives, count=args.count, val_count=args.val_count,
                         epochs=args.epochs, tune_epochs=args.tune_epochs, target_fa_per_hour=args.target_fa, seed=args.seed,
-                        suite=not args.no_suite, extra_positives=tuple(args.positives))
+                        suite=not args.no_suite, extra_positives=tuple(args.positives), verifier=not args.no_verifier,
+                        verifier_examples=args.verifier_examples, verifier_hours=args.verifier_hours)
     return replace(recipe, out=recipe.out.resolve())
 
 

@@ -1,0 +1,247 @@
+"""edge-enroll: adapt a model's verifier to the voices of a household.
+
+    edge-enroll --model models/activate.tflite --wav me-1.wav me-2.wav ... --out my-activate
+    edge-enroll --model models/activate.tflite --record 6 --out my-activate     (the microphone)
+
+Each take is one utterance of the word. The verifier head (rebuilt in float from the int8
+head the model ships) is fine-tuned on those takes said in real speech with augmented
+copies (noise, rooms, channel, speed), against windows of real negative audio and the
+places where stage 1 opens a candidate on it, so it keeps rejecting what it rejected. The
+result is a new model folder (step model, new head, metadata with an ``enrollment``
+block); the original model is left untouched. ``edge-run --model OUT/WORD.tflite`` uses it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import os
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from edge.audio import SAMPLE_RATE, read_audio
+from edge.embedding import SpeechEmbedding
+from edge.errors import AudioFormatError, DataError, ModelError, run_guarded
+from edge.verifier import VerifierSpec
+
+from .sources import ClipPool, trim_silence
+from .verifier import (BATCH_SIZE, Augmenter, _candidate_chunks, all_windows, augmented_blocks, convert_head, make_head,
+                       negative_stream, windows_at, words_in_context)
+
+COPIES_PER_TAKE = 40
+"""Augmented copies of each take in context (noise, room, channel, speed, context speech)."""
+NEGATIVE_HOURS = 0.25
+DENSE_STRIDE_CHUNKS = 4
+EPOCHS = 6
+LEARNING_RATE = 2e-4
+POSITIVE_WEIGHT = 1.0
+TAKE_SECONDS = 2.0
+MIN_TAKE_SECONDS = 0.2
+MIN_TAKE_DBFS = -55.0
+"""A take quieter than this (RMS) holds no word (digital silence, an unplugged microphone)."""
+MIN_TAKES = 1
+TF_LOG_LEVEL = "2"
+
+
+@dataclass(frozen=True)
+class EnrollConfig:
+    model: Path
+    out: Path
+    takes: tuple[np.ndarray, ...]
+    negatives: tuple[str, ...]
+    noise: tuple[str, ...] = ()
+    copies: int = COPIES_PER_TAKE
+    negative_hours: float = NEGATIVE_HOURS
+    epochs: int = EPOCHS
+    seed: int = 3
+
+
+def head_weights(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The int8 head's fully connected layers, dequantized: [(kernel (in, out), bias (out,)), ...]
+    in order from the embeddings to the logit."""
+    from edge.model import interpreter_class
+
+    cls, _ = interpreter_class()
+    interp = cls(model_path=str(path))
+    interp.allocate_tensors()
+    kernels, biases = {}, {}
+    for d in interp.get_tensor_details():
+        scales = d["quantization_parameters"]["scales"]
+        if not len(scales):
+            continue
+        try:
+            value = interp.get_tensor(d["index"])
+        except ValueError:
+            continue  # activations: no constant data
+        if value.ndim == 2 and value.dtype == np.int8 and d["name"].startswith("MatMul") and ";" not in d["name"]:
+            kernels[value.shape[1]] = (value.astype(np.float32) * scales[:, None]).T
+        elif value.ndim == 1 and value.dtype == np.int32 and len(scales) == value.size:
+            biases[value.size] = value.astype(np.float32) * scales
+    layers, width = [], next(iter(sorted(kernels, reverse=True)), None)
+    while width in kernels:
+        kernel = kernels.pop(width)
+        out = kernel.shape[1]
+        if out not in biases:
+            raise ModelError(f"{path}: verifier head layer {width}->{out} has no bias")
+        layers.append((kernel, biases[out]))
+        width = out
+    if not layers or layers[-1][0].shape[1] != 1 or kernels:
+        raise ModelError(f"{path}: not a verifier head this version can adapt")
+    return layers
+
+
+def _has_sound(audio: np.ndarray) -> bool:
+    if audio.size < MIN_TAKE_SECONDS * SAMPLE_RATE:
+        return False
+    level = float(np.sqrt(np.mean((audio.astype(np.float64) / 32768.0) ** 2)))
+    return level > 10 ** (MIN_TAKE_DBFS / 20.0)
+
+
+def load_takes(paths: list[Path]) -> list[np.ndarray]:
+    takes = []
+    for path in paths:
+        try:
+            audio = trim_silence(read_audio(path))
+        except AudioFormatError as exc:
+            raise DataError(f"unreadable take: {exc}") from None
+        if not _has_sound(audio):
+            raise DataError(f"{path}: no word in it (under {MIN_TAKE_SECONDS:g} s of sound above {MIN_TAKE_DBFS:g} dBFS)")
+        takes.append(audio)
+    return takes
+
+
+def record_takes(count: int, device: str | None, log=sys.stderr, source_factory=None) -> list[np.ndarray]:
+    """``count`` takes from the microphone, a prompt on the terminal before each."""
+    from edge.mic import MicConfig, MicrophoneSource
+
+    takes = []
+    for i in range(count):
+        input(f"edge-enroll: take {i + 1}/{count}: press Enter, then say the word once ")
+        source = (source_factory or MicrophoneSource)(MicConfig(device=device))
+        got, need = [], int(TAKE_SECONDS * SAMPLE_RATE)
+        with source:
+            for chunk in source:
+                got.append(chunk)
+                if sum(c.size for c in got) >= need:
+                    break
+        audio = trim_silence(np.concatenate(got)[:need]) if got else np.zeros(0, np.int16)
+        if not _has_sound(audio):
+            raise DataError(f"take {i + 1}: nothing was heard (check the microphone with edge-run --list-devices)")
+        print(f"edge-enroll: take {i + 1}: {audio.size / SAMPLE_RATE:.2f} s", file=log, flush=True)
+        takes.append(audio)
+    return takes
+
+
+def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
+    import keras
+
+    from edge.verifier import VerifierHead
+
+    meta = json.loads(config.model.with_suffix(".json").read_text())
+    if "verifier" not in meta:
+        raise DataError(f"{config.model}: this model has no verifier to adapt (train one with edge-verifier)")
+    spec = VerifierSpec.from_metadata(meta["verifier"], config.model)
+    rng = np.random.default_rng(config.seed)
+    emb = SpeechEmbedding()
+    vcfg = spec.config
+    stream = negative_stream(config.negatives, config.negative_hours, rng)
+    noise = ClipPool.load("noise", list(config.noise)).clips if config.noise else []
+    augment = Augmenter(noise, config.seed)
+    takes = ClipPool("positive", [f"take {i + 1}" for i in range(len(config.takes))], list(config.takes))
+    pos = words_in_context(emb, takes, stream, config.copies * len(config.takes), vcfg, augment, rng, "your takes")
+    from .evaluate import tflite_scorer
+
+    score, _ = tflite_scorer(config.model)
+    neg = []
+    for name, audio in {"clean": stream, "augmented": augmented_blocks(stream, augment, rng)}.items():
+        embs = all_windows(emb, audio, vcfg.window, f"{name} negatives")
+        neg.append(windows_at(embs, np.arange(vcfg.window - 1, embs.shape[0], DENSE_STRIDE_CHUNKS), vcfg.window))
+        steps, probs = score(audio)
+        _, chunks = _candidate_chunks(steps, probs, vcfg)
+        neg.append(windows_at(embs, chunks[chunks < embs.shape[0]], vcfg.window))
+    neg = np.concatenate(neg)
+    keras.utils.set_random_seed(config.seed)
+    model = make_head(vcfg.window)
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    weights = head_weights(spec.head)
+    if [w[0].shape for w in weights] != [tuple(layer.kernel.shape) for layer in dense]:
+        raise ModelError(f"{spec.head}: its layers {[w[0].shape for w in weights]} do not fit this version's head")
+    for layer, (kernel, bias) in zip(dense, weights):
+        layer.set_weights([kernel, bias])
+    x = np.concatenate([pos, neg])
+    y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))]).astype(np.float32)
+    w = np.where(y > 0, POSITIVE_WEIGHT * len(neg) / max(len(pos), 1), 1.0).astype(np.float32)
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(x, y, sample_weight=w, epochs=config.epochs, batch_size=BATCH_SIZE, shuffle=True, verbose=2)
+    config.out.mkdir(parents=True, exist_ok=True)
+    work = config.out / "work"
+    work.mkdir(exist_ok=True)
+    model.save(work / "head.keras")
+    name = config.model.stem
+    head_out = config.out / f"{name}-verifier.tflite"
+    parity = convert_head(work / "head.keras", {"positives": pos, "dense": neg, "mined": neg}, head_out)
+    VerifierHead(head_out, window=vcfg.window)
+    shutil.copy(config.model, config.out / config.model.name)
+    block = dict(meta["verifier"], head=head_out.name, head_sha256=hashlib.sha256(head_out.read_bytes()).hexdigest())
+    block["enrollment"] = {"takes": len(config.takes), "copies_per_take": config.copies, "negative_hours": round(stream.size / SAMPLE_RATE / 3600, 3),
+                           "adapted_from": f"{config.model.name} ({meta['verifier']['head_sha256'][:12]})", "parity": parity}
+    meta["verifier"] = block
+    tmp = config.out / (config.model.stem + ".json.tmp")
+    tmp.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
+    os.replace(tmp, config.out / config.model.with_suffix(".json").name)
+    print(f"edge-enroll: {config.out / config.model.name} ready ({len(config.takes)} take(s)); run it with: "
+          f"edge-run --model {config.out / config.model.name}", file=log)
+    return config.out / config.model.name
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="edge-enroll", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, help="the model to adapt (default: the shipped one); it is not changed")
+    p.add_argument("--out", type=Path, required=True, help="folder for the adapted model")
+    takes = p.add_mutually_exclusive_group(required=True)
+    takes.add_argument("--wav", nargs="+", type=Path, metavar="FILE", help="recordings, one utterance of the word each")
+    takes.add_argument("--record", type=int, metavar="N", help="record N takes with the microphone (5-10 per person)")
+    p.add_argument("--device", help="microphone for --record (name substring or index; default: the system's)")
+    p.add_argument("--negatives", nargs="+", metavar="DIR",
+                   help="real audio without the word (default: the shared LJ Speech and prompts' :fit parts)")
+    p.add_argument("--copies", type=int, default=COPIES_PER_TAKE, help=f"augmented copies per take (default {COPIES_PER_TAKE})")
+    p.add_argument("--negative-hours", type=float, default=NEGATIVE_HOURS, help=f"hours of negative audio (default {NEGATIVE_HOURS:g})")
+    p.add_argument("--epochs", type=int, default=EPOCHS, help=f"fine-tuning epochs (default {EPOCHS})")
+    return p
+
+
+def _command(args: argparse.Namespace) -> int:
+    from edge.model import default_model_path
+
+    from .suite import default_paths
+
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)
+    model = (args.model or default_model_path()).resolve()
+    if model.suffix != ".tflite" or not model.is_file() or not model.with_suffix(".json").is_file():
+        raise DataError(f"{model}: not a step model (.tflite with its .json beside it)")
+    if args.out.resolve() == model.parent:
+        raise DataError(f"{args.out}: choose a new folder; the original model is left untouched")
+    takes = load_takes(args.wav) if args.wav else record_takes(args.record, args.device)
+    if len(takes) < MIN_TAKES:
+        raise DataError("no takes given")
+    data = default_paths().shared / "data"
+    negatives = args.negatives or [f"{data / 'speech' / 'ljspeech'}:fit", f"{data / 'speech' / 'asterisk_prompts'}:fit"]
+    noise = [str(data / "noise")] if (data / "noise").is_dir() else []
+    enroll(EnrollConfig(model=model, out=args.out.resolve(), takes=tuple(takes), negatives=tuple(negatives), noise=tuple(noise),
+                        copies=args.copies, negative_hours=args.negative_hours, epochs=args.epochs))
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parser().parse_args(argv)
+    code, result = run_guarded("edge-enroll", _command, args)
+    return result if code is None else code
+
+
+if __name__ == "__main__":
+    sys.exit(main())
