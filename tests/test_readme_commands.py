@@ -37,6 +37,8 @@ RUN_BY_CI = {"bash .ci/run"}
 RUN_BY_TEST_README = {"bash scripts/demo.sh"}
 RUN_BY_TEST_SUITE = {"bash scripts/fetch_eval_audio.sh", "edge-eval --model models/activate.tflite --suite real --out eval-real"}
 """Run by tests/test_suite.py::test_readme_suite_lines (the second at --limit scale)."""
+VERIFIER_LINES = ("edge-verifier ", "edge-enroll ", "bash scripts/fetch_embedding.sh")
+"""Run by tests/test_verifier.py (the first two at toy scale)."""
 MIC_CLIP = DEV / "coursera__1.wav"  # "activate" ends near 2.6 s; the shipped model detects it
 MIC_CLIP_SECONDS = 4.0
 DETECTED = "detected 'activate'"
@@ -144,6 +146,7 @@ def handled(line: str) -> bool:
         or line in lines_of(training_block())
         or line in lines_of(word_block())
         or line in edge_run_lines()
+        or line.startswith(VERIFIER_LINES)
     )
 
 
@@ -169,6 +172,18 @@ def test_input_json_line(workdir):
     assert [h["model"] for h in hits] == ["activate"] * len(labels)
     for hit, (start, end) in zip(hits, labels):
         assert start < hit["time"] < end + 1.0
+
+
+def test_no_verifier_line(workdir):
+    """Stage 1 alone on the same recording: the shipped model's step model still finds both words."""
+    cwd, env = workdir
+    line = next(l for l in edge_run_lines() if "--no-verifier" in l)
+    res = run_to_end(f"{line} --json -v", cwd, env)
+    assert res.returncode == 0, res.stderr[-1500:]
+    assert "(verifier;" not in res.stderr
+    assert len(res.stdout.splitlines()) == len(json.loads((DEV / "labels.json").read_text())["coursera__2.wav"])
+    both = run_to_end(line.replace(" --no-verifier", " -v"), cwd, env)
+    assert "(verifier; candidates at" in both.stderr, both.stderr[-1500:]
 
 
 def test_input_chime_out_and_plot_line(workdir):

@@ -8,6 +8,8 @@ the shipped model's verifier is checked on the real example recordings.
 from __future__ import annotations
 
 import json
+import os
+import re
 import shutil
 import subprocess
 import sys
@@ -26,6 +28,12 @@ from edge.verifier import Cascade, VerifierConfig, VerifierHead, cascade_for, ca
 from .paths import ACTIVATE, DATA, DEV, REPO
 
 CLIP = DEV / "coursera__1.wav"
+README_LINES = [line.split("  #")[0].strip() for block in re.findall(r"```sh\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
+                for line in block.splitlines()]
+
+
+def readme_line(start: str) -> str:
+    return next(line for line in README_LINES if line.startswith(start))
 WINDOW = 16
 CHUNK_SIZES = (1, 160, 999, 1280, 4000)
 
@@ -106,11 +114,14 @@ def toy(tmp_path_factory):
     meta = json.loads((root / "toy.json").read_text())
     meta.pop("verifier", None)
     (root / "toy.json").write_text(json.dumps(meta))
-    cmd = [sys.executable, "-m", "train.verifier", "--model", root / "toy.tflite", "--out", root / "work",
-           "--positives", f"{ACTIVATE / 'positives' / 'coursera__[12]*'}", "--negatives", f"{DATA / 'speech' / 'ljspeech'}:fit",
-           "--hard-negatives", ACTIVATE / "negatives", "--calibration", f"{DATA / 'speech' / 'asterisk_prompts'}:holdout",
-           "--positive-examples", "30", "--hard-examples", "10", "--negative-hours", "0.02", "--epochs", "2"]
-    done = subprocess.run([str(c) for c in cmd], cwd=REPO, capture_output=True, text=True, timeout=600)
+    line = readme_line("edge-verifier ")  # the README's line, on the toy model, at toy scale
+    line = line.replace("data/computer/computer.tflite", str(root / "toy.tflite")).replace("data/computer/verifier", str(root / "work"))
+    line = line.replace("data/computer/tts/positives", f"'{ACTIVATE / 'positives' / 'coursera__[12]*'}'")
+    line = line.replace("edge-verifier", f"{sys.executable} -m train.verifier", 1)
+    toy_flags = (f"--negatives {DATA / 'speech' / 'ljspeech'}:fit --hard-negatives {ACTIVATE / 'negatives'} "
+                 f"--calibration {DATA / 'speech' / 'asterisk_prompts'}:holdout "
+                 "--positive-examples 30 --hard-examples 10 --negative-hours 0.02 --epochs 2")
+    done = subprocess.run(f"{line} {toy_flags}", shell=True, cwd=REPO, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "Traceback" not in done.stderr
     return root / "toy.tflite", done.stderr
@@ -238,16 +249,19 @@ def test_edge_enroll_from_wav_files_end_to_end(toy, tmp_path):
     """A household's takes -> a new model folder with an adapted head; the original is untouched."""
     model, _ = toy
     before = model.with_suffix(".json").read_bytes(), (model.parent / "toy-verifier.tflite").read_bytes()
-    takes = sorted((ACTIVATE / "positives").glob("ite5th__*.wav"))[:3]
+    takes = sorted((ACTIVATE / "positives").glob("ite5th__*.wav")) + [ACTIVATE / "positives" / "coursera__3.wav"]
+    for i, take in enumerate(takes, 1):  # the README's file names
+        shutil.copy(take, tmp_path / f"me-{i}.wav")
     out = tmp_path / "mine"
-    cmd = [sys.executable, "-m", "train.enroll", "--model", str(model), "--wav", *map(str, takes), "--out", str(out),
-           "--negatives", f"{DATA / 'speech' / 'ljspeech'}:fit", "--copies", "3", "--negative-hours", "0.01", "--epochs", "1"]
-    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    line = readme_line("edge-enroll ").replace("edge-enroll", f"{sys.executable} -m train.enroll --model {model}", 1)
+    line = line.replace("--out my-activate", f"--out {out}")
+    toy_flags = f"--negatives {DATA / 'speech' / 'ljspeech'}:fit --copies 3 --negative-hours 0.01 --epochs 1"
+    done = subprocess.run(f"{line} {toy_flags}", shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "edge-enroll:" in done.stderr and "ready (3 take(s))" in done.stderr
+    assert "edge-enroll:" in done.stderr and f"ready ({len(takes)} take(s))" in done.stderr
     meta = json.loads((out / "toy.json").read_text())
     block = meta["verifier"]
-    assert block["enrollment"]["takes"] == 3 and block["head"] == "toy-verifier.tflite"
+    assert block["enrollment"]["takes"] == len(takes) and block["head"] == "toy-verifier.tflite"
     assert (out / "toy.tflite").read_bytes() == model.read_bytes()
     assert (out / "toy-verifier.tflite").read_bytes() != before[1]
     assert (model.with_suffix(".json").read_bytes(), (model.parent / "toy-verifier.tflite").read_bytes()) == before
@@ -285,3 +299,18 @@ def test_enroll_bad_input_is_one_line(toy, tmp_path):
         cmd = [sys.executable, "-m", "train.enroll", "--out", str(tmp_path / "o"), *(["--model", str(model)] if "--model" not in args else []), *args]
         done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr[-1500:]
+
+
+def test_fetch_embedding_line_unpacks_the_same_models(tmp_path):
+    """The README's line for a Pi: the two files from the wheel, identical to the installed ones, usable via the variable."""
+    line = readme_line("bash scripts/fetch_embedding.sh")
+    done = subprocess.run(f"{line} {tmp_path / 'emb'}", shell=True, cwd=REPO, capture_output=True, text=True, timeout=600,
+                          env=dict(os.environ, PYTHON=sys.executable))
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert f"export TRIGGER_EDGE_EMBEDDING_DIR={tmp_path / 'emb'}" in done.stdout
+    installed = find_embedding_files()
+    for name in ("melspectrogram.tflite", "embedding_model.tflite"):
+        assert (tmp_path / "emb" / name).read_bytes() == (installed.folder / name).read_bytes()
+    from edge.embedding import EmbeddingFiles
+
+    EmbeddingFiles(tmp_path / "emb", "?").check(installed.describe(), "test")  # same digests: accepted
