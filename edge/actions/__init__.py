@@ -24,7 +24,7 @@ Secrets: MQTT passwords and HTTP headers are left out of ``repr``; URLs are logg
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from .base import PLACEHOLDERS, Action, PermanentActionError, render
@@ -38,7 +38,7 @@ from .mqtt import MqttAction, MqttConfig, parse_mqtt_url
 __all__ = [
     "PLACEHOLDERS", "Action", "ActionDispatcher", "ActionSections", "ActionStats", "ChimeAction", "ChimeConfig",
     "ExecAction", "ExecConfig", "GPIO_MODES", "GpioAction", "GpioConfig", "HttpAction", "HttpConfig", "MqttAction",
-    "MqttConfig", "PermanentActionError", "build_actions", "check_http_url", "parse_mqtt_url", "redact_url", "render",
+    "MqttConfig", "PermanentActionError", "build_actions", "build_word_actions", "check_http_url", "parse_mqtt_url", "redact_url", "render",
 ]
 
 ACTION_KINDS = ("gpio", "http", "mqtt", "exec", "chime")
@@ -55,21 +55,30 @@ class ActionSections(Protocol):
     chime: ChimeConfig | None
 
 
+class WordSections(ActionSections, Protocol):
+    """A config with top-level actions and per-word ones (``RunConfig`` is one)."""
+
+    def words(self) -> Sequence[ActionSections]: ...
+
+
 def build_actions(
     config: ActionSections,
     pin_factory: Any = None,
     pyaudio_factory: Callable[[], Any] | None = None,
     environ: Mapping[str, str] | None = None,
+    words: Sequence[str] = (),
 ) -> list[Action]:
     """The actions ``config`` asks for, in the order gpio, http, mqtt, exec, chime.
-    If one cannot be built, those already built are closed and the ``ActionError`` raised."""
+    ``words`` are the names of the words they act on (MQTT announces one Home Assistant
+    event entity per word). If one cannot be built, those already built are closed and
+    the ``ActionError`` raised."""
     makers: list[Callable[[], Action]] = []
     if config.gpio is not None:
         makers.append(lambda: GpioAction(config.gpio, pin_factory=pin_factory))
     if config.http is not None:
         makers.append(lambda: HttpAction(config.http))
     if config.mqtt is not None:
-        makers.append(lambda: MqttAction(config.mqtt, environ=environ))
+        makers.append(lambda: MqttAction(config.mqtt, environ=environ, words=words))
     if config.exec is not None:
         makers.append(lambda: ExecAction(config.exec))
     if config.chime is not None:
@@ -83,3 +92,23 @@ def build_actions(
             action.close()
         raise
     return actions
+
+
+def build_word_actions(
+    config: WordSections, names: Sequence[str], **factories: Any
+) -> tuple[list[Action], list[str | None]]:
+    """Top-level actions (acting on every word in ``names``) then each word's own, with
+    the word each one is bound to (``None``: every word), for ``ActionDispatcher``.
+    ``names[i]`` is the name of ``config.words()[i]``'s model."""
+    actions = build_actions(config, words=names, **factories)
+    bound: list[str | None] = [None] * len(actions)
+    try:
+        for word, name in zip(config.words(), names):
+            own = build_actions(word, words=[name], **factories)
+            actions += own
+            bound += [name] * len(own)
+    except BaseException:
+        for action in actions:
+            action.close()
+        raise
+    return actions, bound

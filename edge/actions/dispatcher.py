@@ -54,10 +54,15 @@ class ActionDispatcher:
         actions: Sequence[Action],
         queue_size: int = DISPATCH_QUEUE_SIZE,
         backoff_seconds: float = RETRY_BACKOFF_SECONDS,
+        words: Sequence[str | None] | None = None,
     ) -> None:
         if queue_size < 1:
             raise ValueError(f"queue_size must be >= 1, got {queue_size}")
         self.actions = list(actions)
+        self.words = list(words) if words is not None else [None] * len(self.actions)
+        """Per action: the only word (model name) whose detections it gets, or ``None`` for all."""
+        if len(self.words) != len(self.actions):
+            raise ValueError(f"{len(self.actions)} actions but {len(self.words)} word bindings")
         self.backoff_seconds = backoff_seconds
         self.stats: dict[str, ActionStats] = {}
         self._stop = threading.Event()
@@ -79,12 +84,19 @@ class ActionDispatcher:
         """Queue ``detection`` for every action (non-blocking)."""
         if self._closed:
             return
-        for q, action, stats in zip(self._queues, self.actions, self.stats.values()):
+        for q, action, stats, word in zip(self._queues, self.actions, self.stats.values(), self.words):
+            if word is not None and word != detection.model:
+                continue
             try:
                 q.put_nowait(detection)
             except queue.Full:
                 stats.dropped += 1
                 logger.warning("%s is busy: detection at %.2f s dropped (%d so far)", action.name, detection.seconds, stats.dropped)
+
+    @property
+    def failures(self) -> int:
+        """Detections an action finally failed on or dropped (file mode exits non-zero on any)."""
+        return sum(s.failed + s.dropped for s in self.stats.values())
 
     def wait_idle(self, timeout: float | None = None) -> bool:
         """Wait until every queued detection has been handled (e.g. at the end of a file)."""
