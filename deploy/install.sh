@@ -386,7 +386,7 @@ log "checking the runtime imports"
 import importlib, sys
 bad = []
 for mod in ("edge", "numpy", "ai_edge_litert.interpreter", "pymicro_features",
-            "soundfile", "soxr", "gpiozero", "paho.mqtt.client", "pyaudio"):
+            "soundfile", "soxr", "gpiozero", "paho.mqtt.client", "pyaudio", "wyoming"):
     try:
         importlib.import_module(mod)
     except Exception as e:  # noqa: BLE001

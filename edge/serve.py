@@ -46,8 +46,8 @@ DEFAULT_URI = "tcp://0.0.0.0:10400"
 PROGRAM = "trigger-edge"
 PROGRAM_DESCRIPTION = "trigger-edge wake-word detection (int8 Conv1D+GRU, TFLite)"
 ATTRIBUTION_NAME = "trigger-edge"
-ATTRIBUTION_URL = "https://github.com/search?q=trigger-edge"
-"""Wyoming's ``Attribution`` needs a URL; the project has no home page of its own."""
+ATTRIBUTION_URL = ""
+"""Wyoming's ``Attribution`` has a URL field; the project has no public home page to name."""
 DEFAULT_LANGUAGES = ("en",)
 MS_PER_SECOND = 1000
 PROTOCOL_ERROR = "protocol-error"

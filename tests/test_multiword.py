@@ -105,6 +105,11 @@ def test_two_words_share_one_front_end_and_match_single_word_runs(second_model):
     assert both.names == ["activate", SECOND_WORD] and len(both.words) == 2
     chunked = [d for i in range(0, audio.size, 1000) for d in both.process(audio[i : i + 1000])]
     assert single[0] and sorted(chunked, key=lambda d: (d.sample, d.model)) == sorted(single[0] + single[1], key=lambda d: (d.sample, d.model))
+    tuned = build_pipeline(RunConfig.from_dict({"detector": {"refractory": 1.0}, "wake": [
+        {"model": "activate"}, {"model": str(second_model), "detector": {"threshold": 0.9}}]}))
+    first, second = (w.detector.config for w in tuned.words)
+    assert first.refractory_seconds == second.refractory_seconds == 1.0  # [detector] acts on every word
+    assert second.threshold == 0.9 and first.threshold != 0.9  # [wake.detector] on its word only
     with pytest.raises(ConfigError, match="two models for the same word"):
         Pipeline([StreamingModel("activate"), StreamingModel("activate")])
 

@@ -150,7 +150,7 @@ def test_describe_answers_info_with_every_word(server):
     assert set(by_name) == {"activate", SECOND_WORD}
     for name, model in by_name.items():
         assert model.phrase == name and model.languages == ["en"] and model.version and model.installed
-        assert model.attribution.url
+        assert model.attribution.name == "trigger-edge"
 
 
 def test_16k_stream_in_20ms_chunks_detects_at_edge_run_times(server):
@@ -316,4 +316,19 @@ def test_port_in_use_is_a_one_line_error(server):
         timeout=PROCESS_SECONDS,
     )
     assert result.returncode == 2 and "edge-serve: error: cannot listen on" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_zeroconf_without_the_package_is_a_one_line_error():
+    try:
+        import zeroconf  # noqa: F401
+    except ImportError:
+        pass
+    else:
+        pytest.skip("zeroconf is installed: the test would announce on the network")
+    result = subprocess.run(
+        edge_command("serve", "--uri", f"tcp://{LOOPBACK}:{free_port()}", "--zeroconf"), cwd=REPO, capture_output=True,
+        text=True, timeout=PROCESS_SECONDS,
+    )
+    assert result.returncode == 2 and "edge-serve: error: --zeroconf needs the zeroconf package" in result.stderr
     assert "Traceback" not in result.stderr
