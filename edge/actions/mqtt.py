@@ -283,7 +283,7 @@ class MqttAction(Action):
     def _on_connect_fail(self, client: Any, userdata: Any) -> None:
         if not self._closed:
             if not self._problem or self._problem == "no connection yet":
-                self._problem = "connection failed"
+                self._problem = "cannot connect to the broker (down, refused or unreachable)"
             self._set_state(connected=False, failed=True)
 
     def _on_disconnect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
