@@ -30,9 +30,10 @@ FILE_ACTION_QUEUE = 256
 """A file runs faster than real time: queue its detections' actions instead of dropping them."""
 FILE_ACTION_DRAIN_SECONDS = 30.0
 EXIT_ACTION_FAILED = 3
-"""Exit status of an ``--input`` run (a file, or ``-`` until the pipe ends) in which an action failed for good (after its
-retries), was dropped, or had not finished within ``FILE_ACTION_DRAIN_SECONDS``. A service
-(microphone, stdin) logs such failures and keeps running."""
+"""Exit status of an ``--input`` run (a file, or ``-`` until the pipe ends) in which an
+action failed for good (after its retries), was dropped, or had not finished within
+``FILE_ACTION_DRAIN_SECONDS``. Listening to a microphone, edge-run logs such failures and
+keeps running."""
 EPILOG = (
     "exit status: 0 done (or stopped by a signal), 2 bad input or settings, "
     f"{EXIT_ACTION_FAILED} with --input: an action failed for good (after its retries) or was dropped"
@@ -116,7 +117,7 @@ class DetectionHandler:
 
     def handle(self, detection: Detection) -> None:
         self.detections.append(detection)
-        LOG.info("detected %r at %.2f s (score %.3f)", detection.model, detection.seconds, detection.score)  # names its model
+        LOG.info("detected %r at %.2f s (score %.3f)", detection.model, detection.seconds, detection.score)
         if self.json_lines:
             print(json.dumps(detection.to_dict()), flush=True)
         if self.dispatcher is not None:
