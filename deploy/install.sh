@@ -4,7 +4,8 @@
 #
 # Installs the runtime (package `trigger-edge` with the `pi` extra -- never
 # TensorFlow) into a virtual environment, creates a system user, writes a
-# default config if there is none, and installs + enables a systemd unit.
+# default config if there is none, and installs + enables a systemd unit
+# (with --wyoming also edge-serve.service, the Wyoming service for Home Assistant).
 #
 # Idempotent: run it again to upgrade. See deploy/README.md and `--help`.
 set -euo pipefail
@@ -12,6 +13,7 @@ set -euo pipefail
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 NAME="trigger-edge"
 UNIT_NAME="trigger-edge.service"
+SERVE_UNIT_NAME="edge-serve.service"
 
 # ----------------------------------------------------------------- defaults
 SOURCE_KIND=""          # repo | wheel | pypi
@@ -28,6 +30,7 @@ DO_USER=1
 DO_SYSTEMD=1
 DO_ENABLE=1
 DO_UNINSTALL=0
+DO_WYOMING=0
 PURGE_CONFIG=0
 FORCE=0
 ROOT=""
@@ -58,6 +61,8 @@ What to skip:
   --no-user            do not create the service user / groups, do not chown
   --no-systemd         do not install the systemd unit at all
   --no-enable          write the unit but do not run systemctl
+  --wyoming            also install + enable edge-serve.service, the Wyoming wake-word
+                       service for Home Assistant (port 10400; options in serve.env)
   --force              reinstall the package even if it looks up to date
 
 Removal:
@@ -93,6 +98,7 @@ while [[ $# -gt 0 ]]; do
         --no-user)     DO_USER=0; shift ;;
         --no-systemd)  DO_SYSTEMD=0; shift ;;
         --no-enable)   DO_ENABLE=0; shift ;;
+        --wyoming)     DO_WYOMING=1; shift ;;
         --force)       FORCE=1; shift ;;
         --uninstall)   DO_UNINSTALL=1; shift ;;
         --purge-config) PURGE_CONFIG=1; shift ;;
@@ -124,6 +130,7 @@ VENV="$PREFIX/venv"
 LIBEXEC="$PREFIX/libexec"
 CONFIG_FILE="$CONFIG_DIR/config.toml"
 UNIT_FILE="$UNIT_DIR/$UNIT_NAME"
+SERVE_UNIT_FILE="$UNIT_DIR/$SERVE_UNIT_NAME"
 STAMP="$PREFIX/.installed"
 
 is_root() { [[ "$(id -u)" -eq 0 ]]; }
@@ -137,11 +144,13 @@ fi
 uninstall() {
     if [[ $DO_SYSTEMD -eq 1 ]]; then
         if [[ $DO_ENABLE -eq 1 ]] && systemd_running; then
-            systemctl disable --now "$UNIT_NAME" 2>/dev/null || true
+            systemctl disable --now "$UNIT_NAME" "$SERVE_UNIT_NAME" 2>/dev/null || true
         fi
-        if [[ -f "$UNIT_FILE" ]]; then
-            rm -f -- "$UNIT_FILE"; log "removed $UNIT_FILE"
-        fi
+        for f in "$UNIT_FILE" "$SERVE_UNIT_FILE"; do
+            if [[ -f "$f" ]]; then
+                rm -f -- "$f"; log "removed $f"
+            fi
+        done
         if [[ $DO_ENABLE -eq 1 ]] && systemd_running; then
             systemctl daemon-reload || true
             systemctl reset-failed "$UNIT_NAME" 2>/dev/null || true
@@ -377,7 +386,7 @@ log "checking the runtime imports"
 import importlib, sys
 bad = []
 for mod in ("edge", "numpy", "ai_edge_litert.interpreter", "pymicro_features",
-            "soundfile", "soxr", "gpiozero", "paho.mqtt.client", "pyaudio"):
+            "soundfile", "soxr", "gpiozero", "paho.mqtt.client", "pyaudio", "wyoming"):
     try:
         importlib.import_module(mod)
     except Exception as e:  # noqa: BLE001
@@ -392,6 +401,10 @@ fi
 log "ok: no TensorFlow in the venv"
 [[ -x "$VENV/bin/edge-run" ]] || die "$VENV/bin/edge-run was not installed"
 "$VENV/bin/edge-run" --help >/dev/null || die "$VENV/bin/edge-run --help failed"
+if [[ $DO_WYOMING -eq 1 ]]; then
+    [[ -x "$VENV/bin/edge-serve" ]] || die "$VENV/bin/edge-serve was not installed"
+    "$VENV/bin/edge-serve" --help >/dev/null || die "$VENV/bin/edge-serve --help failed"
+fi
 
 # helper used by the unit's ExecStartPre, plus docs for reference
 if ! cmp -s "$SCRIPT_DIR/wait-for-mic.sh" "$LIBEXEC/wait-for-mic"; then
@@ -424,36 +437,43 @@ if [[ -n "$cfg_group" ]]; then
 fi
 
 # ---------------------------------------------------------- systemd unit
-render_unit() {
+render_unit() {  # $1: unit file name in deploy/
     sed -e "s|/opt/trigger-edge|$PREFIX|g" \
         -e "s|/etc/trigger-edge|$CONFIG_DIR|g" \
         -e "s|^User=.*|User=$SVC_USER|" \
         -e "s|^Group=.*|Group=$SVC_USER|" \
-        "$SCRIPT_DIR/trigger-edge.service"
+        "$SCRIPT_DIR/$1"
+}
+# install_unit NAME FILE: write the rendered unit, enable and (re)start it
+install_unit() {
+    local name="$1" file="$2" changed=0
+    render_unit "$name" > "$WORK/$name"
+    if ! cmp -s "$WORK/$name" "$file"; then
+        install -m 0644 "$WORK/$name" "$file"
+        log "installed $file"
+        changed=1; CHANGED=1
+    fi
+    if [[ $DO_ENABLE -eq 0 ]]; then
+        log "not enabling $name (--no-enable)"
+    elif ! systemd_running; then
+        log "systemd is not running here (chroot/container?): $name written, not enabled;"
+        log "on the Pi run: systemctl enable --now $name"
+    else
+        [[ $changed -eq 0 ]] || systemctl daemon-reload
+        if ! systemctl is-enabled --quiet "$name" 2>/dev/null; then
+            systemctl enable "$name"; CHANGED=1
+        fi
+        if [[ $CHANGED -eq 1 ]] || ! systemctl is-active --quiet "$name"; then
+            systemctl restart "$name"
+            log "started $name (logs: journalctl -u $name -f)"
+        fi
+    fi
 }
 if [[ $DO_SYSTEMD -eq 1 ]]; then
     mkdir -p "$UNIT_DIR"
-    render_unit > "$WORK/unit"
-    unit_changed=0
-    if ! cmp -s "$WORK/unit" "$UNIT_FILE"; then
-        install -m 0644 "$WORK/unit" "$UNIT_FILE"
-        log "installed $UNIT_FILE"
-        unit_changed=1; CHANGED=1
-    fi
-    if [[ $DO_ENABLE -eq 0 ]]; then
-        log "not enabling the unit (--no-enable)"
-    elif ! systemd_running; then
-        log "systemd is not running here (chroot/container?): unit written, not enabled;"
-        log "on the Pi run: systemctl enable --now $UNIT_NAME"
-    else
-        [[ $unit_changed -eq 0 ]] || systemctl daemon-reload
-        if ! systemctl is-enabled --quiet "$UNIT_NAME" 2>/dev/null; then
-            systemctl enable "$UNIT_NAME"; CHANGED=1
-        fi
-        if [[ $CHANGED -eq 1 ]] || ! systemctl is-active --quiet "$UNIT_NAME"; then
-            systemctl restart "$UNIT_NAME"
-            log "started $UNIT_NAME (logs: journalctl -u $UNIT_NAME -f)"
-        fi
+    install_unit "$UNIT_NAME" "$UNIT_FILE"
+    if [[ $DO_WYOMING -eq 1 ]]; then
+        install_unit "$SERVE_UNIT_NAME" "$SERVE_UNIT_FILE"
     fi
 else
     log "skipping the systemd unit (--no-systemd)"

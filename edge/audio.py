@@ -83,3 +83,56 @@ def write_wav(path: str | Path, samples: np.ndarray, rate: int = SAMPLE_RATE) ->
 def _short(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[-1] if text else type(exc).__name__
+
+
+SAMPLE_WIDTHS = {1: np.uint8, 2: np.int16, 4: np.int32}
+"""Bytes per sample -> PCM sample type of a raw stream (8-bit PCM is unsigned, as in WAV)."""
+MAX_STREAM_CHANNELS = 8
+UINT8_ZERO = 128
+
+
+class StreamConverter:
+    """Raw interleaved PCM of any common format, in chunks, to 16 kHz mono int16.
+
+    State: a partial frame held back until its remaining bytes arrive, and the streaming
+    resampler (soxr, the same HQ filter ``read_audio`` uses). 16 kHz mono 16-bit input is
+    passed through bit for bit. ``reset()`` returns to a fresh converter.
+    """
+
+    def __init__(self, rate: int, width: int, channels: int, name: str = "<stream>") -> None:
+        if width not in SAMPLE_WIDTHS:
+            raise AudioFormatError(f"{name}: sample width {width} bytes is not supported (1, 2 or 4)")
+        if not isinstance(channels, int) or not 1 <= channels <= MAX_STREAM_CHANNELS:
+            raise AudioFormatError(f"{name}: {channels} channels is not supported (1-{MAX_STREAM_CHANNELS})")
+        if not isinstance(rate, int) or not MIN_INPUT_RATE <= rate <= MAX_INPUT_RATE:
+            raise AudioFormatError(f"{name}: sample rate {rate} Hz is outside {MIN_INPUT_RATE}-{MAX_INPUT_RATE} Hz")
+        self.rate, self.width, self.channels = rate, width, channels
+        self._frame_bytes = width * channels
+        self._passthrough = rate == SAMPLE_RATE and width == 2 and channels == 1
+        self.reset()
+
+    def reset(self) -> None:
+        self._pending = b""
+        self._resampler = None
+        if self.rate != SAMPLE_RATE:
+            import soxr
+
+            self._resampler = soxr.ResampleStream(self.rate, SAMPLE_RATE, 1, dtype="float64", quality="HQ")
+
+    def process(self, data: bytes, last: bool = False) -> np.ndarray:
+        """Feed raw bytes (any count); return the 16 kHz mono int16 samples now available.
+        ``last=True`` flushes the resampler at the end of a stream."""
+        data = self._pending + data
+        usable = len(data) - len(data) % self._frame_bytes
+        self._pending = data[usable:]
+        raw = np.frombuffer(data[:usable], dtype=np.dtype(SAMPLE_WIDTHS[self.width]).newbyteorder("<"))
+        if self._passthrough:
+            return raw.astype(np.int16)
+        if self.width == 1:
+            mono = (raw.astype(np.float64) - UINT8_ZERO) / UINT8_ZERO
+        else:
+            mono = raw.astype(np.float64) / float(np.iinfo(raw.dtype).max + 1)
+        mono = mono.reshape(-1, self.channels).mean(axis=1)
+        if self._resampler is not None:
+            mono = self._resampler.resample_chunk(mono, last=last)
+        return to_int16(mono)

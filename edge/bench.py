@@ -1,13 +1,17 @@
 """edge-bench: CPU cost of the runner's full path (frontend + int8 model + detector) on long audio,
 next to pymicro-wakeword and pyopen-wakeword on the same audio in the same run.
 
-    edge-bench [--seconds 3600] [--input WAV ...] [--model M] [--json]
+    edge-bench [--seconds 3600] [--input WAV ...] [--model M] [--models 1 2 4] [--json]
 
 The audio (default: the example recordings tiled to an hour) is written once as raw s16le;
 each engine then runs in its own process pinned to one core, reading the file in 40 ms
 chunks as a microphone would deliver it, so its peak RSS is its own. Figures per engine:
 real-time factor (CPU seconds per audio second), latency per 40 ms chunk (median, p99), and
 peak RSS. A peer that is not installed is reported as such, not faked.
+
+Several wake words: ``trigger-edge xN`` runs N models (copies of the model under N words)
+behind **one** front end, as ``edge-run --model A --model B`` and ``edge-serve`` do, so the
+rows for 1, 2 and 4 models show what each extra word costs.
 """
 
 from __future__ import annotations
@@ -31,12 +35,15 @@ CHUNK_SAMPLES = 640
 """40 ms: one output step of our model."""
 BYTES_PER_SAMPLE = 2
 DEFAULT_SECONDS = 3600.0
+ENGINES = ("trigger-edge", "trigger-edge-stage1", "pymicro-wakeword", "pyopen-wakeword")
+OURS = "trigger-edge"
 STAGE1_ENGINE = "trigger-edge-stage1"
-ENGINES = ("trigger-edge", STAGE1_ENGINE, "pymicro-wakeword", "pyopen-wakeword")
 """``trigger-edge`` runs the model as edge-run does (with its verifier, if it has one, every
 verification counted in its cost); ``trigger-edge-stage1`` is the step model alone."""
+DEFAULT_MODEL_COUNTS = (1, 2, 4)
 PEER_MODEL = "okay_nabu"
 NS_PER_MS = 1e6
+SECONDS_PER_HOUR = 3600.0
 
 
 def _default_inputs() -> list[Path]:
@@ -76,15 +83,34 @@ def _pin_one_core() -> None:
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
 
 
-def _make_engine(name: str, model: str | None):
+def word_copies(model: str | None, count: int, folder: Path) -> list[str]:
+    """``count`` model files: the model itself, then copies of it under other words."""
+    from .model import metadata_path, resolve_model_path
+
+    source = resolve_model_path(model)
+    paths = [str(source)]
+    meta = json.loads(metadata_path(source).read_text())
+    for index in range(1, count):
+        target = folder / f"word{index}.tflite"
+        target.write_bytes(source.read_bytes())
+        metadata_path(target).write_text(json.dumps({**meta, "word": f"{meta['word']}-{index}"}))
+        if "verifier" in meta:  # each word with its own verifier, as a real second model would have
+            head = source.parent / meta["verifier"]["head"]
+            (folder / head.name).write_bytes(head.read_bytes())
+        paths.append(str(target))
+    return paths
+
+
+def _make_engine(name: str, model: str | None, models: int = 1):
     """A callable taking one chunk of bytes; returns the number of detections it produced."""
-    if name in ("trigger-edge", STAGE1_ENGINE):
+    if name in (OURS, STAGE1_ENGINE):
         from .model import StreamingModel
         from .pipeline import Pipeline
         from .verifier import cascade_for
 
-        step_model = StreamingModel(model, num_threads=1)
-        pipe = Pipeline(step_model, verifier=cascade_for(step_model, enabled=name == "trigger-edge"))
+        with tempfile.TemporaryDirectory(prefix="edge-bench-") as folder:  # models are read into memory
+            steps = [StreamingModel(p, num_threads=1) for p in word_copies(model, models, Path(folder))]
+            pipe = Pipeline(steps, verifier=[cascade_for(m, enabled=name == OURS) for m in steps])
 
         def run_ours(chunk: bytes) -> int:
             return len(pipe.process(np.frombuffer(chunk, dtype="<i2")))
@@ -136,10 +162,10 @@ def invoke_times(model_path: str | None, steps: int = INVOKE_STEPS) -> dict:
     return {"step_us_median": round(float(np.median(times)) * US_PER_NS, 1), "step_us_p99": round(float(np.percentile(times, 99)) * US_PER_NS, 1)}
 
 
-def worker(name: str, raw: Path, model: str | None) -> dict:
+def worker(name: str, raw: Path, model: str | None, models: int = 1) -> dict:
     """Run one engine over the raw file in this process; returns its figures."""
     _pin_one_core()
-    engine = _make_engine(name, model)
+    engine = _make_engine(name, model, models)
     latencies = []
     detections = 0
     samples = 0
@@ -154,14 +180,17 @@ def worker(name: str, raw: Path, model: str | None) -> dict:
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     audio_seconds = samples / SAMPLE_RATE
     lat = np.asarray(latencies) / NS_PER_MS
-    extra = invoke_times(model) if name == "trigger-edge" else {}
+    extra = invoke_times(model) if name == OURS and models == 1 else {}
     pipe = getattr(engine, "pipeline", None)
-    if pipe is not None and pipe.verifier is not None:
-        extra["verifications_per_hour"] = round(pipe.verifier.verifications / (samples / SAMPLE_RATE) * 3600, 1)
-        extra["embeddings_per_hour"] = round(pipe.verifier.stream.computed / (samples / SAMPLE_RATE) * 3600, 1)
+    cascades = [w.verifier for w in pipe.words if w.verifier is not None] if pipe is not None else []
+    if cascades:
+        hours = samples / SAMPLE_RATE / SECONDS_PER_HOUR
+        extra["verifications_per_hour"] = round(sum(c.verifications for c in cascades) / hours, 1)
+        extra["embeddings_per_hour"] = round(sum(c.stream.computed for c in cascades) / hours, 1)
     return {
         **extra,
-        "engine": name,
+        "engine": engine_label(name, models),
+        "models": models,
         "audio_seconds": round(audio_seconds, 1),
         "cpu_seconds": round(cpu, 2),
         "rtf": round(cpu / audio_seconds, 5),
@@ -172,19 +201,23 @@ def worker(name: str, raw: Path, model: str | None) -> dict:
     }
 
 
-def run_engine(name: str, raw: Path, model: str | None) -> dict:
-    cmd = [sys.executable, "-m", "edge.bench", "--worker", name, "--raw", str(raw)]
+def engine_label(name: str, models: int) -> str:
+    return name if models == 1 else f"{name} x{models}"
+
+
+def run_engine(name: str, raw: Path, model: str | None, models: int = 1) -> dict:
+    cmd = [sys.executable, "-m", "edge.bench", "--worker", name, "--raw", str(raw), "--models", str(models)]
     if model:
         cmd += ["--model", model]
     res = subprocess.run(cmd, capture_output=True, text=True)
     if res.returncode != 0:
         last = (res.stderr.strip().splitlines() or ["failed"])[-1]
-        return {"engine": name, "error": last}
+        return {"engine": engine_label(name, models), "error": last}
     return json.loads(res.stdout.strip().splitlines()[-1])
 
 
 def table(rows: list[dict]) -> str:
-    head = f"{'engine':20} {'RTF (1 core)':>12} {'ms/40ms med':>12} {'p99':>8} {'peak RSS MB':>12} {'detections':>10}"
+    head = f"{'engine':18} {'RTF (1 core)':>12} {'ms/40ms med':>12} {'p99':>8} {'peak RSS MB':>12} {'detections':>10}"
     lines = [head, "-" * len(head)]
     for r in rows:
         if "error" in r:
@@ -193,6 +226,12 @@ def table(rows: list[dict]) -> str:
             lines.append(
                 f"{r['engine']:20} {r['rtf']:12.5f} {r['chunk_ms_median']:12.4f} {r['chunk_ms_p99']:8.3f} {r['peak_rss_mb']:12.1f} {r['detections']:10d}"
             )
+    ours = {r["models"]: r for r in rows if r["engine"].split(" x")[0] == OURS and "rtf" in r}
+    if len(ours) > 1 and 1 in ours:
+        extra = ", ".join(
+            f"{n} models RTF {r['rtf']:.5f} ({r['rtf'] / ours[1]['rtf']:.2f}x one)" for n, r in sorted(ours.items()) if n > 1
+        )
+        lines.append(f"several words, one front end: {extra}")
     for r in rows:
         if "verifications_per_hour" in r:
             lines.append(f"{r['engine']}: verifier ran {r['verifications_per_hour']:.0f} times per hour of audio "
@@ -211,8 +250,9 @@ def compare(args: argparse.Namespace) -> list[dict]:
         print(f"edge-bench: {seconds:.0f} s of audio; one process per engine, pinned to one core", file=sys.stderr)
         rows = []
         for name in args.engines:
-            rows.append(run_engine(name, raw, args.model))
-            print(f"edge-bench: {name} done", file=sys.stderr, flush=True)
+            for count in args.models if name == OURS else (1,):
+                rows.append(run_engine(name, raw, args.model, count))
+                print(f"edge-bench: {engine_label(name, count)} done", file=sys.stderr, flush=True)
     return rows
 
 
@@ -222,12 +262,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--input", nargs="+", type=Path, help="audio to tile (default: the example recordings)")
     p.add_argument("--model", help="our model (default: the shipped one)")
     p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    p.add_argument(
+        "--models", nargs="+", type=int, default=list(DEFAULT_MODEL_COUNTS), metavar="N",
+        help="run trigger-edge with N words behind one front end, for each N (default: 1 2 4)",
+    )
     p.add_argument("--json", action="store_true")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--raw", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
+    if any(n < 1 for n in args.models):
+        p.error("--models takes counts of 1 or more")
     if args.worker:
-        print(json.dumps(worker(args.worker, args.raw, args.model)))
+        print(json.dumps(worker(args.worker, args.raw, args.model, args.models[0])))
         return 0
     code, rows = run_guarded("edge-bench", compare, args)
     if code is not None:

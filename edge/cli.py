@@ -29,16 +29,30 @@ CHIME_GAIN = 0.6
 FILE_ACTION_QUEUE = 256
 """A file runs faster than real time: queue its detections' actions instead of dropping them."""
 FILE_ACTION_DRAIN_SECONDS = 30.0
+EXIT_ACTION_FAILED = 3
+"""Exit status of an ``--input`` run (a file, or ``-`` until the pipe ends) in which an
+action failed for good (after its retries), was dropped, or had not finished within
+``FILE_ACTION_DRAIN_SECONDS``. Listening to a microphone, edge-run logs such failures and
+keeps running."""
+EPILOG = (
+    "exit status: 0 done (or stopped by a signal), 2 bad input or settings, "
+    f"{EXIT_ACTION_FAILED} with --input: an action failed for good (after its retries) or was dropped"
+)
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-run", description="Listen for the trigger word and act on it.")
+    p = argparse.ArgumentParser(prog="edge-run", description="Listen for the trigger word and act on it.", epilog=EPILOG)
     src = p.add_argument_group("audio in")
     src.add_argument("--input", metavar="FILE", help="run over a WAV/FLAC file, or '-' for raw s16le 16 kHz mono on stdin")
     src.add_argument("--device", help="microphone index or name substring (default: system default)")
     src.add_argument("--list-devices", action="store_true", help="list microphones and exit")
     p.add_argument("--config", metavar="TOML", help="settings file (see deploy/config.example.toml)")
-    p.add_argument("--model", help="model .tflite (its .json beside it); default: the shipped 'activate' model")
+    p.add_argument(
+        "--model",
+        action="append",
+        help="model .tflite (its .json beside it) or a shipped model's name; repeat for several words "
+        "sharing one front end; default: the shipped 'activate' model",
+    )
     det = p.add_argument_group("detection")
     det.add_argument("--threshold", type=float, help="override the model's recommended threshold (the verifier's, when the model has one)")
     det.add_argument("--no-verifier", action="store_true",
@@ -69,7 +83,7 @@ def parser() -> argparse.ArgumentParser:
 
 def overrides_from(args: argparse.Namespace) -> dict:
     return {
-        "model": args.model,
+        "models": args.model,
         "audio.device": _device(args.device),
         "detector.threshold": args.threshold,
         "detector.smoothing": args.smoothing,
@@ -200,11 +214,9 @@ def build_config(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from .actions import ActionDispatcher, build_actions
+    from .actions import ActionDispatcher, build_word_actions
     from .audio import read_audio
-    from .model import StreamingModel
-    from .pipeline import Pipeline, detector_config_for
-    from .verifier import cascade_for
+    from .pipeline import build_pipeline
 
     if args.list_devices:
         from .mic import list_devices
@@ -215,23 +227,23 @@ def run(args: argparse.Namespace) -> int:
     if (args.chime_out or args.plot) and (not args.input or args.input == "-"):
         raise ConfigError("--chime-out and --plot need --input FILE")
     config = build_config(args)
-    model = StreamingModel(config.model)
-    verifier = cascade_for(model, enabled=not args.no_verifier)
-    det_config = detector_config_for(model, verifier)
-    if config.detector is not None:
-        det_config = config.detector.apply(det_config)
-    pipeline = Pipeline(model, det_config, trace=bool(args.plot or args.verbose), verifier=verifier)
-    LOG.info(
-        "model %s (%s, %s); threshold %.2f%s, smoothing %d, refractory %.1f s",
-        model.path, model.name, model.backend, det_config.threshold,
-        "" if verifier is None else f" (verifier; candidates at {verifier.config.candidate_threshold:g})",
-        det_config.smoothing_steps, det_config.refractory_seconds,
-    )
-    actions = build_actions(config)
+    pipeline = build_pipeline(config, trace=bool(args.plot or args.verbose), verifiers=not args.no_verifier)
+    for word in pipeline.words:
+        det_config = word.detector.config
+        LOG.info(
+            "model %s (%s, %s); threshold %.2f%s, smoothing %d, refractory %.1f s", word.model.path, word.name,
+            word.model.backend, det_config.threshold,
+            "" if word.verifier is None else f" (verifier; candidates at {word.verifier.config.candidate_threshold:g})",
+            det_config.smoothing_steps, det_config.refractory_seconds,
+        )
+    model, det_config = pipeline.model, pipeline.detector.config
+    names = " / ".join(repr(n) for n in pipeline.names)
+    actions, bound = build_word_actions(config, pipeline.names)
     from_file = bool(args.input)
     dispatcher = None
     if actions:
-        dispatcher = ActionDispatcher(actions, queue_size=FILE_ACTION_QUEUE) if from_file else ActionDispatcher(actions)
+        queue_size = {"queue_size": FILE_ACTION_QUEUE} if from_file else {}
+        dispatcher = ActionDispatcher(actions, words=bound, **queue_size)
     handler = DetectionHandler(json_lines=args.json, dispatcher=dispatcher)
     notifier = Notifier()
     source = open_source(args, config, notifier)
@@ -239,9 +251,9 @@ def run(args: argparse.Namespace) -> int:
     stopped = False
     try:
         with handling(runner.on_signal):
-            notifier.ready(f"listening for {model.name!r}")
+            notifier.ready(f"listening for {names}")
             if not from_file or args.input == "-":
-                LOG.info("listening for %r; stop with Ctrl-C", model.name)
+                LOG.info("listening for %s; stop with Ctrl-C", names)
             runner.run()
             if dispatcher is not None and from_file:
                 dispatcher.wait_idle(FILE_ACTION_DRAIN_SECONDS)
@@ -270,7 +282,18 @@ def run(args: argparse.Namespace) -> int:
 
                 plot_trace(args.plot, audio, pipeline.trace, handler.detections, det_config.threshold, model.name)
                 LOG.info("wrote %s", args.plot)
-    return 0
+    return _file_status(args, dispatcher)
+
+
+def _file_status(args: argparse.Namespace, dispatcher) -> int:
+    """``EXIT_ACTION_FAILED`` when, over a whole ``--input``, an action failed for good."""
+    if dispatcher is None or not args.input or not dispatcher.failures:
+        return 0
+    print(
+        f"edge-run: error: {dispatcher.failures} action run(s) failed for good or were dropped (see the log above)",
+        file=sys.stderr,
+    )
+    return EXIT_ACTION_FAILED
 
 
 def setup_logging(verbose: bool) -> None:

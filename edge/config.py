@@ -37,6 +37,18 @@ Example (every key shown; a missing section means "off" for actions, "defaults" 
     timeout = 10.0
     [chime]
     file = "/path/chime.wav"
+    [[wake]]                    # more words, each behind the same front end
+    model = "/home/pi/computer.tflite"
+    [wake.detector]             # applied after [detector]
+    threshold = 0.6
+    [wake.http]                 # actions of this word only (any of the five kinds)
+    url = "http://192.168.1.50/relay/0?turn=toggle"
+    method = "GET"
+
+The top-level ``model`` is the first word (the shipped model when absent, unless there
+are ``[[wake]]`` words and no ``model``); top-level action sections act on every word,
+those inside a ``[[wake]]`` table only on its word. ``model`` may also name a shipped
+model ("activate").
 
 Unknown sections or keys and wrong types are errors (a typo must not silently switch
 something off): ``ConfigError`` with one line naming the file and the key. Relative paths
@@ -55,7 +67,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .actions import ChimeConfig, ExecConfig, GpioConfig, HttpConfig, MqttConfig, check_http_url
+from .actions import ACTION_KINDS, ChimeConfig, ExecConfig, GpioConfig, HttpConfig, MqttConfig, check_http_url
 from .detector import DetectorConfig
 from .errors import ConfigError
 
@@ -119,9 +131,31 @@ SECTIONS: dict[str, type] = {
     "chime": ChimeConfig,
 }
 """TOML table name -> frozen config class (its field names are the allowed keys)."""
+WAKE_KEY = "wake"
+"""``[[wake]]``: an array of tables, one per extra word."""
+WAKE_SECTIONS = ("detector", *ACTION_KINDS)
+"""Sections allowed inside a ``[[wake]]`` table."""
 TOP_LEVEL_KEYS = ("model",)
 PATH_KEYS = {(None, "model"), ("chime", "file"), ("mqtt", "tls_ca")}
 """(section, key) pairs holding file paths, resolved relative to the config file."""
+
+
+@dataclass(frozen=True)
+class WakeConfig:
+    """One word: its model, its own detector overrides and its own actions."""
+
+    model: str | None = None
+    """Model file or shipped model name (``None``: the shipped model)."""
+    detector: DetectorOverrides | None = None
+    gpio: GpioConfig | None = None
+    http: HttpConfig | None = None
+    mqtt: MqttConfig | None = None
+    exec: ExecConfig | None = None
+    chime: ChimeConfig | None = None
+
+    @property
+    def has_actions(self) -> bool:
+        return any(getattr(self, name) is not None for name in ACTION_KINDS)
 
 
 @dataclass(frozen=True)
@@ -137,6 +171,8 @@ class RunConfig:
     mqtt: MqttConfig | None = None
     exec: ExecConfig | None = None
     chime: ChimeConfig | None = None
+    wake: tuple[WakeConfig, ...] = ()
+    """``[[wake]]`` words after the first."""
     source: str = field(default=DEFAULTS, compare=False)
     """Where it came from (file path), for messages."""
 
@@ -152,7 +188,9 @@ class RunConfig:
                 if value is not None:
                     if not value.strip():
                         raise ConfigError(f"{source}: {key} must not be empty")
-                    values[key] = _resolve(value, base_dir)
+                    values[key] = _resolve_model(value, base_dir)
+            elif key == WAKE_KEY:
+                values[key] = _build_wake_list(source, value, base_dir)
             elif key in SECTIONS:
                 if value is None:
                     continue
@@ -160,7 +198,9 @@ class RunConfig:
                     raise ConfigError(f"{source}: [{key}] must be a table (section), got {_type_name(value)}")
                 values[key] = _build_section(source, key, value, base_dir)
             else:
-                raise ConfigError(f"{source}: unknown key {key!r} (expected {_expected(list(TOP_LEVEL_KEYS) + list(SECTIONS))})")
+                raise ConfigError(
+                    f"{source}: unknown key {key!r} (expected {_expected([*TOP_LEVEL_KEYS, *SECTIONS, WAKE_KEY])})"
+                )
         return cls(**values, source=source)
 
     def to_dict(self, redact: bool = True) -> dict[str, Any]:
@@ -169,15 +209,12 @@ class RunConfig:
         out: dict[str, Any] = {}
         if self.model is not None:
             out["model"] = self.model
-        for name in SECTIONS:
-            section = getattr(self, name)
-            if section is None:
-                continue
-            table = {k: v for k, v in dataclasses.asdict(section).items() if v is not None}
-            if redact:
-                for key in SECRET_KEYS & table.keys():
-                    table[key] = {h: REDACTED for h in table[key]} if isinstance(table[key], dict) else REDACTED
-            out[name] = table
+        out.update(_sections_to_dict(self, SECTIONS, redact))
+        if self.wake:
+            out[WAKE_KEY] = [
+                {**({"model": w.model} if w.model is not None else {}), **_sections_to_dict(w, WAKE_SECTIONS, redact)}
+                for w in self.wake
+            ]
         return out
 
     def merged(self, overrides: Mapping[str, Any]) -> RunConfig:
@@ -194,6 +231,12 @@ class RunConfig:
                 continue
             if not isinstance(key, str) or not key:
                 raise ConfigError(f"{COMMAND_LINE}: bad override key {key!r}")
+            if key == "models":  # --model given more than once: the first word, then one [[wake]] each
+                paths = list(value)
+                if paths:
+                    data["model"] = paths[0]
+                    data[WAKE_KEY] = [*data.get(WAKE_KEY, []), *({"model": p} for p in paths[1:])]
+                continue
             if isinstance(value, Mapping) and key in SECTIONS:
                 for sub, sub_value in value.items():
                     if sub_value is not None:
@@ -211,7 +254,15 @@ class RunConfig:
 
     @property
     def has_actions(self) -> bool:
-        return any(getattr(self, name) is not None for name in ("gpio", "http", "mqtt", "exec", "chime"))
+        return any(getattr(self, name) is not None for name in ACTION_KINDS) or any(w.has_actions for w in self.wake)
+
+    def words(self) -> list[WakeConfig]:
+        """Every word to listen for, in order: the top-level ``model`` (the shipped one when
+        absent, unless ``[[wake]]`` words are given), then each ``[[wake]]``. Only the
+        ``[[wake]]`` entries carry their own detector and actions; the top-level ones act on
+        every word (``build_pipeline`` / ``word_actions`` apply them)."""
+        first = [] if self.model is None and self.wake else [WakeConfig(model=self.model)]
+        return [*first, *self.wake]
 
 
 def load_config(path: str | os.PathLike[str]) -> RunConfig:
@@ -236,6 +287,51 @@ def load_config(path: str | os.PathLike[str]) -> RunConfig:
 
 
 # --- helpers ------------------------------------------------------------------------------
+
+
+def _sections_to_dict(holder: Any, names: Any, redact: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name in names:
+        section = getattr(holder, name)
+        if section is None:
+            continue
+        table = {k: v for k, v in dataclasses.asdict(section).items() if v is not None}
+        if redact:
+            for key in SECRET_KEYS & table.keys():
+                table[key] = {h: REDACTED for h in table[key]} if isinstance(table[key], dict) else REDACTED
+        out[name] = table
+    return out
+
+
+def _build_wake_list(source: str, value: Any, base_dir: Path | None) -> tuple[WakeConfig, ...]:
+    if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
+        raise ConfigError(f"{source}: [[wake]] must be an array of tables (one [[wake]] per word), got {_type_name(value)}")
+    words = []
+    for index, table in enumerate(value, start=1):
+        where = f"{source}: [[wake]] #{index}"
+        kwargs: dict[str, Any] = {}
+        for key, sub in table.items():
+            if key == "model":
+                if not isinstance(sub, str) or not sub.strip():
+                    raise ConfigError(f"{where}: model must be a model file or shipped model name")
+                kwargs[key] = _resolve_model(sub, base_dir)
+            elif key in WAKE_SECTIONS:
+                if not isinstance(sub, Mapping):
+                    raise ConfigError(f"{where}: [wake.{key}] must be a table, got {_type_name(sub)}")
+                kwargs[key] = _build_section(where, key, sub, base_dir)
+            else:
+                raise ConfigError(f"{where}: unknown key {key!r} (expected {_expected(['model', *WAKE_SECTIONS])})")
+        if "model" not in kwargs:
+            raise ConfigError(f"{where}: model is required")
+        words.append(WakeConfig(**kwargs))
+    return tuple(words)
+
+
+def _resolve_model(value: str, base_dir: Path | None) -> str:
+    """A path relative to the config file, except a bare shipped model name ("activate")."""
+    from .model import is_shipped_name
+
+    return value if is_shipped_name(value) else _resolve(value, base_dir)
 
 
 def _set_override(data: dict[str, Any], section: str, key: str, value: Any) -> None:

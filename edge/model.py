@@ -48,6 +48,27 @@ def default_model_path() -> Path:
     return Path(str(resources.files("edge.models").joinpath(f"{DEFAULT_MODEL_NAME}.tflite")))
 
 
+def is_shipped_name(value: str) -> bool:
+    """True for a bare name of a model that ships with the package ("activate")."""
+    if not value or "/" in value or Path(value).suffix:
+        return False
+    return default_model_path().with_name(f"{value}.tflite").is_file()
+
+
+def resolve_model_path(path: str | Path | None) -> Path:
+    """A model file path; ``None`` or a bare shipped name ("activate") gives the shipped file."""
+    if path is None:
+        return default_model_path()
+    if isinstance(path, str) and is_shipped_name(path):
+        return default_model_path().with_name(f"{path}.tflite")
+    return Path(path)
+
+
+def shipped_models() -> list[Path]:
+    """Every model that ships with the package."""
+    return sorted(default_model_path().parent.glob("*.tflite"))
+
+
 def metadata_path(model_path: Path) -> Path:
     return model_path.with_suffix(".json")
 
@@ -174,7 +195,7 @@ class StreamingModel:
     """Frames in, per-step probabilities out; state carried between calls."""
 
     def __init__(self, path: str | Path | None = None, frontend: FrontendConfig = DEFAULT_FRONTEND, num_threads: int = 1) -> None:
-        self.path = Path(path) if path is not None else default_model_path()
+        self.path = resolve_model_path(path)
         content = read_model_bytes(self.path)
         self.metadata = load_metadata(self.path)
         self.metadata.check_frontend(frontend, str(self.path))

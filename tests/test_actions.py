@@ -587,3 +587,10 @@ def test_actions_module_imports_no_optional_dependency():
     )
     result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=30)
     assert result.stdout.strip() == "[]", result.stderr
+
+
+def test_actions_package_does_not_import_config():
+    """``edge.config`` assembles the action configs; the actions never import it back (no cycle)."""
+    code = "import sys, edge.actions; print('edge.config' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=30)
+    assert result.stdout.strip() == "False", result.stderr

@@ -87,3 +87,35 @@ def test_read_audio_max_seconds_decodes_only_the_start(tmp_path):
     write_wav(tmp_path / "a.wav", samples)
     part = read_audio(tmp_path / "a.wav", max_seconds=1.25)
     assert part.size == 20000 and np.array_equal(part, samples[:20000])
+
+
+@pytest.mark.parametrize("rate, width, channels", [(44100, 4, 2), (8000, 1, 1), (48000, 2, 6), (16000, 2, 2)])
+def test_stream_converter_matches_batch_conversion(rate, width, channels):
+    """Any stream format, in odd-sized chunks (frames split across chunks), gives what
+    ``convert`` gives for the whole array (the Wyoming service relies on it)."""
+    from edge.audio import SAMPLE_WIDTHS, StreamConverter, convert
+
+    rng = np.random.default_rng(width * channels)
+    dtype = np.dtype(SAMPLE_WIDTHS[width])
+    info = np.iinfo(dtype)
+    frames = rng.integers(info.min // 4 + (info.max // 2 if width == 1 else 0), info.max // 4 + (info.max // 2 if width == 1 else 0),
+                          size=(rate // 5, channels)).astype(dtype)
+    data = frames.astype(dtype.newbyteorder("<")).tobytes()
+    converter = StreamConverter(rate, width, channels)
+    parts = [converter.process(data[i : i + 997]) for i in range(0, len(data), 997)]
+    streamed = np.concatenate(parts + [converter.process(b"", last=True)])
+    if width == 1:
+        expected = convert((frames.astype(np.float64) - 128) / 128, rate)
+    else:
+        expected = convert(frames, rate)
+    assert streamed.dtype == np.int16 and np.array_equal(streamed, expected)
+
+
+@pytest.mark.parametrize("rate, width, channels, message", [
+    (16000, 3, 1, "sample width 3"), (16000, 2, 0, "0 channels"), (4000, 2, 1, "outside 8000-48000"),
+])
+def test_stream_converter_rejects_formats_with_one_line(rate, width, channels, message):
+    from edge.audio import StreamConverter
+
+    with pytest.raises(AudioFormatError, match=message):
+        StreamConverter(rate, width, channels)

@@ -23,6 +23,9 @@ ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"
 INSTALL = DEPLOY / "install.sh"
 UNIT = DEPLOY / "trigger-edge.service"
+SERVE_UNIT = DEPLOY / "edge-serve.service"
+MAX_SERVE_EXPOSURE = 2.5
+"""systemd-analyze security score edge-serve.service must stay at or below."""
 USER_DATA = DEPLOY / "cloud-init" / "user-data"
 ANSIBLE = DEPLOY / "ansible"
 
@@ -98,9 +101,9 @@ def test_wait_for_mic_never_fails(tmp_path):
 # ------------------------------------------------------------- systemd unit
 
 
-def _unit_settings() -> dict[str, list[str]]:
+def _unit_settings(unit: Path = UNIT) -> dict[str, list[str]]:
     out: dict[str, list[str]] = {}
-    for line in UNIT.read_text().splitlines():
+    for line in unit.read_text().splitlines():
         line = line.strip()
         if not line or line[0] in "#;[":
             continue
@@ -174,6 +177,44 @@ def test_systemd_analyze_verify(tmp_path):
     unit = tmp_path / "trigger-edge.service"
     unit.write_text(_render_unit(UNIT.read_text(), prefix, cfg))
     _verify_unit(unit)
+
+
+def test_serve_unit_is_hardened_like_the_detector():
+    serve, detector = _unit_settings(SERVE_UNIT), _unit_settings()
+    one = {k: v[-1] for k, v in serve.items()}
+    assert one["ExecStart"] == "/opt/trigger-edge/venv/bin/edge-serve $EDGE_SERVE_ARGS"
+    assert "--uri tcp://0.0.0.0:10400" in " ".join(serve["Environment"])
+    assert one["EnvironmentFile"] == "-/etc/trigger-edge/serve.env"
+    hardening = ("NoNewPrivileges", "CapabilityBoundingSet", "ProtectSystem", "ProtectHome", "PrivateTmp",
+                 "ProtectKernelTunables", "ProtectKernelModules", "ProtectKernelLogs", "ProtectControlGroups",
+                 "ProtectClock", "ProtectHostname", "RestrictSUIDSGID", "RestrictNamespaces", "RestrictRealtime",
+                 "LockPersonality", "SystemCallArchitectures", "UMask", "DevicePolicy", "RestrictAddressFamilies")
+    for key in hardening:  # every directive of trigger-edge.service, with the same value
+        assert serve[key] == detector[key], key
+    assert one["PrivateDevices"] == "yes" and "DeviceAllow" not in serve  # no sound, no GPIO
+    assert one["User"] == "trigger-edge" and one["Restart"] == "always"
+
+
+def test_serve_unit_verifies_and_scores(tmp_path):
+    prefix, cfg = tmp_path / "opt", tmp_path / "etc"
+    (prefix / "venv" / "bin").mkdir(parents=True)
+    cfg.mkdir()
+    fake = prefix / "venv" / "bin" / "edge-serve"
+    fake.write_text("#!/bin/sh\nexit 0\n")
+    fake.chmod(0o755)
+    unit = tmp_path / "edge-serve.service"
+    unit.write_text(_render_unit(SERVE_UNIT.read_text(), prefix, cfg))
+    _verify_unit(unit)
+    res = _run([shutil.which("systemd-analyze"), "security", "--offline=true", unit])
+    line = [ln for ln in res.stdout.splitlines() if "Overall exposure level" in ln]
+    assert line, res.stdout + res.stderr
+    score = float(line[0].split(":")[1].split()[0])
+    assert score <= MAX_SERVE_EXPOSURE, line[0]
+
+
+def test_install_sh_offers_the_wyoming_service():
+    res = _run(["bash", INSTALL, "--help"])
+    assert res.returncode == 0 and "--wyoming" in res.stdout and "edge-serve.service" in res.stdout
 
 
 def test_systemd_analyze_catches_mistakes(tmp_path):
@@ -305,6 +346,7 @@ def test_ansible_check_mode_localhost(tmp_path):
         "trigger_edge_mqtt_url": "mqtt://127.0.0.1:1883",
         "trigger_edge_mqtt_username": "u",
         "trigger_edge_mqtt_password": 'p"w',
+        "trigger_edge_wyoming": True,
         "ansible_become": False,
     }
     import json
@@ -318,6 +360,7 @@ def test_ansible_check_mode_localhost(tmp_path):
     assert "failed=0" in out
     # the rendered config (shown by --diff) is valid TOML with the variables in it
     diff = out[out.index("config.toml.j2"):]
+    diff = diff[: diff.find("TASK [") if "TASK [" in diff else len(diff)]  # up to the next task
     body = "\n".join(ln[1:] for ln in diff.splitlines()[1:] if ln.startswith("+"))
     cfg = tomllib.loads(body)
     rendered = tmp_path / "rendered.toml"
@@ -331,6 +374,7 @@ def test_ansible_check_mode_localhost(tmp_path):
     assert cfg["mqtt"]["password"] == 'p"w'
     assert cfg["gpio"]["pin"] == 17
     assert cfg["http"]["url"].endswith("/x")
+    assert "EDGE_SERVE_ARGS=--uri tcp://0.0.0.0:10400" in out  # serve.env of the Wyoming service
     assert not (tmp_path / "opt").exists() and not (tmp_path / "etc").exists()
 
 
@@ -424,9 +468,10 @@ def test_install_into_temp_prefix(tmp_path):
 @pytest.mark.slow
 def test_install_sandbox_root_renders_a_valid_unit(tmp_path):
     """--root: prefix, config dir and unit dir under one directory, no systemctl;
-    the rendered unit points at the real venv and passes systemd-analyze verify."""
+    the rendered units (--wyoming adds edge-serve's) point at the real venv and pass
+    systemd-analyze verify."""
     _need_portaudio()
-    res = _install("--root", tmp_path)
+    res = _install("--root", tmp_path, "--wyoming")
     assert res.returncode == 0, res.stdout + res.stderr
     unit = tmp_path / "etc" / "systemd" / "system" / "trigger-edge.service"
     text = unit.read_text()
@@ -434,3 +479,6 @@ def test_install_sandbox_root_renders_a_valid_unit(tmp_path):
            f"{tmp_path}/etc/trigger-edge/config.toml" in text
     assert (tmp_path / "etc" / "trigger-edge" / "config.toml").exists()
     _verify_unit(unit)
+    serve = tmp_path / "etc" / "systemd" / "system" / "edge-serve.service"
+    assert f"ExecStart={tmp_path}/opt/trigger-edge/venv/bin/edge-serve $EDGE_SERVE_ARGS" in serve.read_text()
+    _verify_unit(serve)

@@ -140,7 +140,9 @@ def detected(_out: str, err: str) -> bool:
 
 def handled(line: str) -> bool:
     return (
-        line in RUN_BY_CI
+        line in serve_lines()
+        or line in bench_lines()
+        or line in RUN_BY_CI
         or line in RUN_BY_TEST_README
         or line in RUN_BY_TEST_SUITE
         or line in lines_of(training_block())
@@ -287,6 +289,79 @@ def test_chime_line(workdir):
     assert re.search(r"chime chime\.wav: 1 done, 0 failed", err), err[-1500:]
     played = np.fromfile(cwd / "speaker.raw", dtype="<i2")
     assert np.abs(played).max() > 1000, "the chime reached the (fake) speaker"
+
+
+# --- several words, Home Assistant (Wyoming), edge-bench ----------------------------------------
+
+
+def serve_lines() -> list[str]:
+    return [l for l in readme_lines() if l.startswith("edge-serve ")]
+
+
+def bench_lines() -> list[str]:
+    return [l for l in readme_lines() if l.startswith("edge-bench ")]
+
+
+def second_word(cwd: Path) -> None:
+    """``computer.tflite`` in the user's folder: the shipped model under another word."""
+    from edge.model import default_model_path
+
+    shipped = default_model_path()
+    (cwd / "computer.tflite").write_bytes(shipped.read_bytes())
+    meta = json.loads(shipped.with_suffix(".json").read_text())
+    (cwd / "computer.json").write_text(json.dumps({**meta, "word": "computer"}))
+    head = shipped.parent / meta["verifier"]["head"]  # its verifier beside it
+    (cwd / head.name).write_bytes(head.read_bytes())
+
+
+def test_several_words_line(workdir):
+    cwd, env = workdir
+    second_word(cwd)
+    line = next(l for l in edge_run_lines() if "--model computer.tflite" in l)
+    res = run_to_end(line, cwd, env)
+    assert res.returncode == 0, res.stderr[-1500:]
+    hits = [json.loads(l) for l in res.stdout.splitlines()]
+    words = [h["model"] for h in hits]
+    assert words.count("activate") == words.count("computer") > 0  # same audio, same weights: both fire
+
+
+@pytest.mark.parametrize("line", serve_lines())
+def test_edge_serve_line(workdir, line):
+    import asyncio
+
+    from wyoming.client import AsyncTcpClient
+    from wyoming.info import Describe, Info
+
+    from .conftest import LOOPBACK, free_port, wait_for_port
+
+    cwd, env = workdir
+    second_word(cwd)
+    port = free_port()
+    here = line.replace("tcp://0.0.0.0:10400", f"tcp://{LOOPBACK}:{port}")  # loopback only in tests
+
+    async def describe() -> Info:
+        async with AsyncTcpClient(LOOPBACK, port) as client:
+            await client.write_event(Describe().event())
+            return Info.from_event(await asyncio.wait_for(client.read_event(), WAIT_SECONDS))
+
+    answers: list[Info] = []
+
+    def answered(_out: str, _err: str) -> bool:
+        if not answers and wait_for_port(port, POLL_SECONDS):
+            answers.append(asyncio.run(describe()))
+        return bool(answers)
+
+    code, _, err = run_until(here, cwd, env, answered)
+    assert code == 0 and "Traceback" not in err, err[-1500:]
+    assert sorted(m.name for m in answers[0].wake[0].models) == ["activate", "computer"]
+
+
+@pytest.mark.parametrize("line", bench_lines())
+def test_edge_bench_line(workdir, line):
+    cwd, env = workdir
+    res = run_to_end(re.sub(r"--seconds \d+", "--seconds 20", line), cwd, env)  # the same, on less audio
+    assert res.returncode == 0, res.stderr[-1500:]
+    assert "trigger-edge x4" in res.stdout and "several words, one front end: 2 models RTF" in res.stdout
 
 
 # --- training your own word, and the shipped model's recipe, at toy scale ------------------------

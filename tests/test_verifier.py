@@ -314,3 +314,14 @@ def test_fetch_embedding_line_unpacks_the_same_models(tmp_path):
     from edge.embedding import EmbeddingFiles
 
     EmbeddingFiles(tmp_path / "emb", "?").check(installed.describe(), "test")  # same digests: accepted
+
+
+def test_one_big_chunk_gives_the_same_detections_as_microphone_chunks(clip):
+    """The shipped cascade: a whole clip in one call (a file, a Wyoming chunk) equals 40 ms chunks."""
+    model = StreamingModel()
+    whole = Pipeline(model, verifier=cascade_for(model)).process(np.concatenate([clip, clip]))
+    model2 = StreamingModel()
+    pipe = Pipeline(model2, verifier=cascade_for(model2))
+    both = np.concatenate([clip, clip])
+    small = [d for i in range(0, both.size, 640) for d in pipe.process(both[i: i + 640])]
+    assert whole and [(d.sample, d.score) for d in whole] == [(d.sample, d.score) for d in small]
