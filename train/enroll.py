@@ -137,9 +137,50 @@ def record_takes(count: int, device: str | None, log=sys.stderr, source_factory=
     return takes
 
 
-def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
+def negative_windows(config: EnrollConfig, vcfg, emb: SpeechEmbedding, augment: Augmenter, rng: np.random.Generator,
+                     stream: np.ndarray) -> np.ndarray:
+    """What the adapted head must keep rejecting: dense windows of the negative audio (clean
+    and augmented) and every window where stage 1 opens a candidate on it."""
+    from .evaluate import tflite_scorer
+
+    score, _ = tflite_scorer(config.model)
+    neg = []
+    for name, audio in {"clean": stream, "augmented": augmented_blocks(stream, augment, rng)}.items():
+        embs = all_windows(emb, audio, vcfg.window, f"{name} negatives")
+        neg.append(windows_at(embs, np.arange(vcfg.window - 1, embs.shape[0], DENSE_STRIDE_CHUNKS), vcfg.window))
+        steps, probs = score(audio)
+        _, chunks = _candidate_chunks(steps, probs, vcfg)
+        neg.append(windows_at(embs, chunks[chunks < embs.shape[0]], vcfg.window))
+    return np.concatenate(neg)
+
+
+def adapt_head(head_path: Path, window: int, pos: np.ndarray, neg: np.ndarray, epochs: int, seed: int):
+    """A float copy of the int8 head, fine-tuned on the takes (``pos``) against ``neg``."""
     import keras
 
+    keras.utils.set_random_seed(seed)
+    model = make_head(window)
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    weights = head_weights(head_path)
+    if [w[0].shape for w in weights] != [tuple(layer.kernel.shape) for layer in dense]:
+        raise ModelError(f"{head_path}: its layers {[w[0].shape for w in weights]} do not fit this version's head")
+    for layer, (kernel, bias) in zip(dense, weights):
+        layer.set_weights([kernel, bias])
+    x = np.concatenate([pos, neg])
+    y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))]).astype(np.float32)
+    w = np.where(y > 0, POSITIVE_WEIGHT * len(neg) / max(len(pos), 1), 1.0).astype(np.float32)
+    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=keras.losses.BinaryCrossentropy(from_logits=True))
+    model.fit(x, y, sample_weight=w, epochs=epochs, batch_size=BATCH_SIZE, shuffle=True, verbose=0)
+    return model
+
+
+def take_windows(takes: list[np.ndarray], copies: int, stream: np.ndarray, vcfg, emb: SpeechEmbedding, augment: Augmenter,
+                 rng: np.random.Generator) -> np.ndarray:
+    pool = ClipPool("positive", [f"take {i + 1}" for i in range(len(takes))], list(takes))
+    return words_in_context(emb, pool, stream, copies * len(takes), vcfg, augment, rng, "your takes")
+
+
+def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
     from edge.verifier import VerifierHead
 
     meta = json.loads(config.model.with_suffix(".json").read_text())
@@ -152,38 +193,14 @@ def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
     stream = negative_stream(config.negatives, config.negative_hours, rng)
     noise = ClipPool.load("noise", list(config.noise)).clips if config.noise else []
     augment = Augmenter(noise, config.seed)
-    takes = ClipPool("positive", [f"take {i + 1}" for i in range(len(config.takes))], list(config.takes))
-    pos = words_in_context(emb, takes, stream, config.copies * len(config.takes), vcfg, augment, rng, "your takes")
-    from .evaluate import tflite_scorer
-
-    score, _ = tflite_scorer(config.model)
-    neg = []
-    for name, audio in {"clean": stream, "augmented": augmented_blocks(stream, augment, rng)}.items():
-        embs = all_windows(emb, audio, vcfg.window, f"{name} negatives")
-        neg.append(windows_at(embs, np.arange(vcfg.window - 1, embs.shape[0], DENSE_STRIDE_CHUNKS), vcfg.window))
-        steps, probs = score(audio)
-        _, chunks = _candidate_chunks(steps, probs, vcfg)
-        neg.append(windows_at(embs, chunks[chunks < embs.shape[0]], vcfg.window))
-    neg = np.concatenate(neg)
-    keras.utils.set_random_seed(config.seed)
-    model = make_head(vcfg.window)
-    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
-    weights = head_weights(spec.head)
-    if [w[0].shape for w in weights] != [tuple(layer.kernel.shape) for layer in dense]:
-        raise ModelError(f"{spec.head}: its layers {[w[0].shape for w in weights]} do not fit this version's head")
-    for layer, (kernel, bias) in zip(dense, weights):
-        layer.set_weights([kernel, bias])
-    x = np.concatenate([pos, neg])
-    y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))]).astype(np.float32)
-    w = np.where(y > 0, POSITIVE_WEIGHT * len(neg) / max(len(pos), 1), 1.0).astype(np.float32)
-    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=keras.losses.BinaryCrossentropy(from_logits=True))
-    model.fit(x, y, sample_weight=w, epochs=config.epochs, batch_size=BATCH_SIZE, shuffle=True, verbose=2)
+    pos = take_windows(list(config.takes), config.copies, stream, vcfg, emb, augment, rng)
+    neg = negative_windows(config, vcfg, emb, augment, rng, stream)
+    model = adapt_head(spec.head, vcfg.window, pos, neg, config.epochs, config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
     work = config.out / "work"
     work.mkdir(exist_ok=True)
     model.save(work / "head.keras")
-    name = config.model.stem
-    head_out = config.out / f"{name}-verifier.tflite"
+    head_out = config.out / f"{config.model.stem}-verifier.tflite"
     parity = convert_head(work / "head.keras", {"positives": pos, "dense": neg, "mined": neg}, head_out)
     VerifierHead(head_out, window=vcfg.window)
     shutil.copy(config.model, config.out / config.model.name)

@@ -1,0 +1,181 @@
+"""Does enrollment help, and does it cost false accepts? Measured on real people.
+
+    python -m train.enroll_eval --model models/activate.tflite --out eval-enroll
+    python -m train.enroll_eval --model data/voyager/voyager.tflite --out eval-enroll-voyager --callers 40
+
+* ``activate``: leave one out over the held-out speaker's takes (``ite5th__*``, one person):
+  enroll with the others, test on the one left out.
+* a WUW keyword: each call session is one caller; enroll with the caller's take of the word
+  said alone (one take plus augmented copies), test on the same caller's take inside a
+  sentence (scored in place).
+
+Each test take runs through the device's cascade (stage 1 unchanged, the verifier before
+and after adaptation, both at the model's verifier threshold) with real speech before it,
+as the suite places words. False accepts: the suite's negatives (clean) go through stage 1
+once; the windows where it opens candidates are scored by every adapted head, so FA/h
+before and after are on the same ~6.8 h. Heads are converted to int8 as ``edge-enroll`` does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+
+from edge.audio import SAMPLE_RATE, read_audio
+from edge.embedding import SpeechEmbedding, embeddings_for, mel_track
+from edge.errors import run_guarded
+from edge.verifier import VerifierHead, cascade_track, load_verifier
+
+from .enroll import EnrollConfig, adapt_head, negative_windows, take_windows
+from .evaluate import REFRACTORY_SECONDS, count_events, fire_positions, tflite_scorer
+from .sources import ClipPool, trim_silence
+from .suite import AFTER_SECONDS, CONTEXT_SECONDS, SuitePaths, default_paths, negative_sets
+from .verifier import Augmenter, convert_head, negative_stream
+
+COPIES = 20
+NEGATIVE_HOURS = 0.1
+EPOCHS = 4
+SEED = 17
+
+
+class Scorer:
+    """Stage 1 + a verifier head over one stream, the way the suite scores the cascade."""
+
+    def __init__(self, model: Path) -> None:
+        self.score, _ = tflite_scorer(model)
+        meta = json.loads(model.with_suffix(".json").read_text())
+        self.head, self.config, _ = load_verifier(model, meta["verifier"])
+        self.emb = SpeechEmbedding()
+
+    def windows(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, windows) where the cascade would verify."""
+        steps, probs = self.score(audio)
+        captured = []
+        positions, _ = cascade_track(steps, probs, self.config, lambda c: captured.append(c) or np.zeros(c.size))
+        chunks = captured[0] if captured else np.zeros(0, np.int64)
+        if not chunks.size:
+            return positions, np.zeros((0, self.config.window, 96), np.float32)
+        w = self.config.window
+        need = np.unique(np.concatenate([np.arange(c - w + 1, c + 1) for c in chunks]))
+        embs = dict(zip(need.tolist(), embeddings_for(self.emb, audio, need, mel_track(self.emb, audio))))
+        return positions, np.stack([np.stack([embs[k] for k in range(c - w + 1, c + 1)]) for c in chunks])
+
+
+def in_context(word: np.ndarray, context: np.ndarray, index: int) -> tuple[np.ndarray, tuple[int, int]]:
+    ctx = int(CONTEXT_SECONDS * SAMPLE_RATE)
+    offset = (index * ctx) % max(context.size - ctx, 1)
+    audio = np.concatenate([context[offset: offset + ctx], word, np.zeros(int(AFTER_SECONDS * SAMPLE_RATE), np.int16)])
+    return audio, (ctx, ctx + word.size)
+
+
+def detected(head: VerifierHead, threshold: float, positions: np.ndarray, windows: np.ndarray, span: tuple[int, int]) -> bool:
+    scores = head.scores(windows) if len(windows) else np.zeros(0)
+    fired = fire_positions(positions, scores, threshold, int(REFRACTORY_SECONDS * SAMPLE_RATE))
+    return bool(count_events(fired, [span]).hit_words[0])
+
+
+def trials(word: str, paths: SuitePaths, callers: int) -> list[tuple[str, list[np.ndarray], np.ndarray, np.ndarray | None]]:
+    """(who, enrollment takes, test word audio, the test clip it sits in or None)."""
+    data = paths.shared / "data"
+    if word == "activate":
+        takes = [trim_silence(read_audio(p)) for p in sorted((data / "activate" / "positives").glob("ite5th__*.wav"))]
+        return [(f"ite5th take {i + 1}", takes[:i] + takes[i + 1:], takes[i], None) for i in range(len(takes))]
+    labels = json.loads((data / "wuw" / "labels.json").read_text())
+    by_session: dict[str, dict] = {}
+    for rel, info in labels.items():
+        if info["keyword"] == word:
+            by_session.setdefault(info["session"], {})["alone" if rel.startswith("alone/") else "sentence"] = (rel, info)
+    out = []
+    for session in sorted(by_session):
+        pair = by_session[session]
+        if "alone" not in pair or "sentence" not in pair:
+            continue
+        take = trim_silence(read_audio(data / "wuw" / pair["alone"][0]))
+        rel, info = pair["sentence"]
+        clip = read_audio(data / "wuw" / rel)
+        out.append((f"caller {session}", [take], clip, np.array([int(info["start"] * SAMPLE_RATE), int(info["end"] * SAMPLE_RATE)])))
+        if len(out) >= callers:
+            break
+    return out
+
+
+def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
+    paths = default_paths()
+    meta = json.loads(model.with_suffix(".json").read_text())
+    word = meta["word"]
+    scorer = Scorer(model)
+    threshold = scorer.config.threshold
+    rng = np.random.default_rng(SEED)
+    data = paths.shared / "data"
+    negatives = (f"{data / 'speech' / 'ljspeech'}:fit", f"{data / 'speech' / 'asterisk_prompts'}:fit")
+    stream = negative_stream(negatives, NEGATIVE_HOURS, rng)
+    augment = Augmenter(ClipPool.load("noise", [str(data / "noise")]).clips, SEED)
+    config = EnrollConfig(model=model, out=out, takes=(), negatives=negatives, negative_hours=NEGATIVE_HOURS)
+    neg = negative_windows(config, scorer.config, scorer.emb, augment, rng, stream)
+    # the suite's negatives (clean): candidate windows once, scored by every head
+    print("enroll-eval: candidate windows on the suite's negatives", file=log, flush=True)
+    fa_sets = []
+    hours = 0.0
+    for s in negative_sets(word, paths):
+        audio = np.concatenate([c.audio for c in s.load()] or [np.zeros(0, np.int16)])
+        hours += audio.size / SAMPLE_RATE / 3600
+        fa_sets.append(scorer.windows(audio))
+    context = np.concatenate([c for c in ClipPool.load("context", [f"{data / 'speech' / 'ljspeech'}:eval"]).clips])
+    ref = int(REFRACTORY_SECONDS * SAMPLE_RATE)
+
+    def fa_per_hour(head: VerifierHead) -> float:
+        fired = sum(fire_positions(p, head.scores(w) if len(w) else np.zeros(0), threshold, ref).size for p, w in fa_sets)
+        return fired / hours
+
+    rows = []
+    base_fa = fa_per_hour(scorer.head)
+    for i, (who, takes, test, span) in enumerate(trials(word, paths, callers)):
+        audio, where = in_context(test, context, i) if span is None else (test, tuple(span))
+        positions, windows = scorer.windows(audio)
+        before = detected(scorer.head, threshold, positions, windows, where)
+        pos = take_windows(takes, COPIES, stream, scorer.config, scorer.emb, augment, rng)
+        keras_head = adapt_head(_head_path(model, meta), scorer.config.window, pos, neg, EPOCHS, SEED + i)
+        work = out / f"fold{i}"
+        work.mkdir(parents=True, exist_ok=True)
+        keras_head.save(work / "head.keras")
+        convert_head(work / "head.keras", {"positives": pos, "dense": neg, "mined": neg}, work / "head.tflite")
+        adapted = VerifierHead(work / "head.tflite", window=scorer.config.window)
+        after = detected(adapted, threshold, positions, windows, where)
+        row = {"who": who, "takes": len(takes), "before": before, "after": after, "fa_per_hour_after": round(fa_per_hour(adapted), 3)}
+        rows.append(row)
+        print(f"enroll-eval: {who}: detected before {before}, after {after}; FA/h after {row['fa_per_hour_after']}", file=log, flush=True)
+    n = len(rows)
+    result = {"model": str(model), "word": word, "threshold": threshold, "negative_hours": round(hours, 2), "trials": n,
+              "frr_before": sum(not r["before"] for r in rows) / n if n else None,
+              "frr_after": sum(not r["after"] for r in rows) / n if n else None,
+              "fa_per_hour_before": round(base_fa, 3),
+              "fa_per_hour_after_mean": round(float(np.mean([r["fa_per_hour_after"] for r in rows])), 3) if n else None,
+              "fa_per_hour_after_max": max((r["fa_per_hour_after"] for r in rows), default=None), "rows": rows}
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "enroll-eval.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _head_path(model: Path, meta: dict) -> Path:
+    return model.parent / meta["verifier"]["head"]
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="enroll-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", type=Path, required=True, help="a model with a verifier")
+    p.add_argument("--out", type=Path, required=True, help="folder for enroll-eval.json and the adapted heads")
+    p.add_argument("--callers", type=int, default=40, help="WUW words: how many callers (call sessions) to enroll (default 40)")
+    args = p.parse_args(argv)
+    code, result = run_guarded("enroll-eval", run, args.model, args.out, args.callers)
+    if code is not None:
+        return code
+    print(json.dumps({k: v for k, v in result.items() if k != "rows"}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
