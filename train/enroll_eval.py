@@ -40,6 +40,7 @@ COPIES = 20
 NEGATIVE_HOURS = 0.1
 EPOCHS = 4
 SEED = 17
+FA_CACHE = "fa-windows.npz"
 
 
 class Scorer:
@@ -118,12 +119,20 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
     neg = negative_windows(config, scorer.config, scorer.emb, augment, rng, stream)
     # the suite's negatives (clean): candidate windows once, scored by every head
     print("enroll-eval: candidate windows on the suite's negatives", file=log, flush=True)
-    fa_sets = []
-    hours = 0.0
-    for s in negative_sets(word, paths):
-        audio = np.concatenate([c.audio for c in s.load()] or [np.zeros(0, np.int16)])
-        hours += audio.size / SAMPLE_RATE / 3600
-        fa_sets.append(scorer.windows(audio))
+    cache = out / FA_CACHE
+    if cache.is_file():  # resumed: the candidate windows do not depend on the heads
+        saved = np.load(cache)
+        hours = float(saved["hours"])
+        fa_sets = [(saved[f"p{i}"], saved[f"w{i}"]) for i in range(int(saved["sets"]))]
+    else:
+        fa_sets, hours = [], 0.0
+        for s in negative_sets(word, paths):
+            audio = np.concatenate([c.audio for c in s.load()] or [np.zeros(0, np.int16)])
+            hours += audio.size / SAMPLE_RATE / 3600
+            fa_sets.append(scorer.windows(audio))
+        out.mkdir(parents=True, exist_ok=True)
+        arrays = {f"{k}{i}": v for i, (p, w) in enumerate(fa_sets) for k, v in (("p", p), ("w", w))}
+        np.savez(cache, hours=hours, sets=len(fa_sets), **arrays)
     context = np.concatenate([c for c in ClipPool.load("context", [f"{data / 'speech' / 'ljspeech'}:eval"]).clips])
     ref = int(REFRACTORY_SECONDS * SAMPLE_RATE)
 
