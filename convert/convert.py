@@ -14,6 +14,7 @@ float step model against Keras (same arithmetic: max |dp| must stay <= 1e-4).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -27,7 +28,7 @@ from edge.detector import Detector, DetectorConfig
 from edge.errors import ModelError, run_guarded
 from edge.features import DEFAULT_FRONTEND, MODEL_INPUT_SCALE
 from edge.geometry import DEFAULT_GEOMETRY
-from edge.model import LOGIT_OUTPUT, ModelMetadata, StreamingModel, metadata_path
+from edge.model import LOGIT_OUTPUT, ModelMetadata, StreamingModel, metadata_path, sha256_hex
 
 from .fold import fold, numpy_sequence
 from .tflite import step_states, to_tflite
@@ -166,8 +167,10 @@ def build_metadata(weights, word: str, threshold: float, smoothing: int, refract
 
 
 def write_model(path: Path, content: bytes, metadata: ModelMetadata) -> None:
+    """The .tflite and its .json; the JSON records the file's sha256, which the runner checks."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
+    metadata = dataclasses.replace(metadata, tflite_sha256=sha256_hex(content))
     metadata_path(path).write_text(json.dumps(metadata.to_dict(), indent=1, sort_keys=True) + "\n")
 
 
