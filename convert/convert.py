@@ -29,6 +29,7 @@ from edge.errors import ModelError, run_guarded
 from edge.features import DEFAULT_FRONTEND, MODEL_INPUT_SCALE
 from edge.geometry import DEFAULT_GEOMETRY
 from edge.model import LOGIT_OUTPUT, ModelMetadata, StreamingModel, metadata_path, sha256_hex
+from edge.helpformat import HelpFormatter
 
 from .fold import fold, numpy_sequence
 from .tflite import step_states, to_tflite
@@ -209,16 +210,16 @@ def convert(args: argparse.Namespace, log=None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="edge-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-convert", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help="Keras model from edge-train (model.keras)")
     p.add_argument("--data", required=True, help="training dataset (representative data + manifest hash)")
     p.add_argument("--check", help="dataset for the parity check (default: --data)")
-    p.add_argument("--check-clips", type=int, default=CHECK_CLIPS)
+    p.add_argument("--check-clips", type=int, default=CHECK_CLIPS, help="clips used by the parity check")
     p.add_argument("--out", required=True, help="output .tflite path")
-    p.add_argument("--word", default="activate")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--smoothing", type=int, default=1)
-    p.add_argument("--refractory", type=float, default=2.0)
+    p.add_argument("--word", default="activate", help="the word, recorded in the metadata")
+    p.add_argument("--threshold", type=float, default=0.5, help="recommended detector threshold, recorded in the metadata")
+    p.add_argument("--smoothing", type=int, default=1, help="recommended smoothing (steps), recorded in the metadata")
+    p.add_argument("--refractory", type=float, default=2.0, help="recommended refractory period (s), recorded in the metadata")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     code, result = run_guarded("edge-convert", convert, args)

@@ -27,6 +27,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, read_audio
 from .errors import EdgeError, run_guarded
+from .helpformat import HelpFormatter
 
 CHUNK_SAMPLES = 640
 """40 ms: one output step of our model."""
@@ -200,7 +201,7 @@ def compare(args: argparse.Namespace) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="edge-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-bench", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--seconds", type=float, default=DEFAULT_SECONDS, help="audio length in seconds (default: %(default)g, one hour)")
     p.add_argument("--input", nargs="+", type=Path, help="audio to tile (default: the example recordings)")
     p.add_argument("--model", help="our model (default: the shipped one)")
