@@ -205,8 +205,11 @@ def default_chime() -> np.ndarray:
 
 def build_config(args: argparse.Namespace):
     from .config import RunConfig, load_config
+    from .config_check import warnings_for
 
     base = load_config(args.config) if args.config else RunConfig()
+    for line in warnings_for(args.config) if args.config else []:
+        LOG.warning("%s", line)
     return base.merged(overrides_from(args))
 
 
@@ -230,7 +233,10 @@ def run(args: argparse.Namespace) -> int:
     model = StreamingModel(config.model)
     det_config = detector_config_for(model)
     if config.detector is not None:
-        det_config = config.detector.apply(det_config)
+        try:
+            det_config = config.detector.apply(det_config)
+        except ValueError as exc:  # beyond what [detector] checks itself (a huge smoothing, an infinite refractory)
+            raise ConfigError(f"{config.source}: [detector] {exc}") from None
     pipeline = Pipeline(model, det_config, trace=bool(args.plot or args.verbose))
     LOG.info(
         "model %s (%s, %s); threshold %.2f, smoothing %d, refractory %.1f s",

@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .detector import MAX_REFRACTORY_SECONDS, MAX_SMOOTHING_STEPS
 from .errors import ModelError
 from .features import DEFAULT_FRONTEND, MODEL_INPUT_SCALE, FrontendConfig
 from .native import quiet
@@ -59,8 +60,6 @@ MAX_FRAMES = 1000
 MAX_CHANNELS = 1024
 MAX_GRU_UNITS = 4096
 GRU_LAYERS = 2
-MAX_SMOOTHING_STEPS = 1000
-MAX_REFRACTORY_SECONDS = 3600.0
 MAX_WORD_CHARS = 200
 MAX_METADATA_BYTES = 1 << 20
 """A real metadata file is ~1 KB; a huge one is not read into memory."""
