@@ -282,8 +282,19 @@ class StreamingModel:
         if missing:
             raise ModelError(f"{self.path}: model lacks tensors {missing}: not a trigger-edge step model")
         self._check_shapes()
-        LOG.info("model %s (%s) loaded with %s", self.path.name, self.metadata.word, self.backend)
         self.reset()
+        self._probe()
+        LOG.info("model %s (%s) loaded with %s", self.path.name, self.metadata.word, self.backend)
+
+    def _probe(self) -> None:
+        """One step on silence before the first real one: a model the interpreter loads but
+        cannot run (a damaged tensor it only checks at invoke) fails here, as a ModelError."""
+        try:
+            self._invoke(np.zeros((self.metadata.stride_frames, self.metadata.channels), np.float32))
+        except (RuntimeError, ValueError, OverflowError) as exc:
+            raise ModelError(f"{self.path}: corrupt or unsupported TFLite model ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        finally:
+            self.reset()
 
     @property
     def name(self) -> str:
