@@ -221,22 +221,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.list_devices:
         return print_devices()
-    if (args.chime_out or args.plot) and (not args.input or args.input == "-"):
-        raise ConfigError("--chime-out and --plot need --input FILE")
-    check_output(args.chime_out, "--chime-out", CHIME_OUT_SUFFIXES)
-    check_output(args.plot, "--plot", PLOT_SUFFIXES)
-    chime_sound = None
-    if args.chime_out:
-        sound = args.chime_sound or args.chime
-        chime_sound = read_audio(sound) if sound else default_chime()
+    chime_sound = prepare_outputs(args)
     config = build_config(args)
     model = StreamingModel(config.model)
-    det_config = detector_config_for(model)
-    if config.detector is not None:
-        try:
-            det_config = config.detector.apply(det_config)
-        except ValueError as exc:  # beyond what [detector] checks itself (a huge smoothing, an infinite refractory)
-            raise ConfigError(f"{config.source}: [detector] {exc}") from None
+    det_config = detector_settings(config, detector_config_for(model))
     pipeline = Pipeline(model, det_config, trace=bool(args.plot or args.verbose))
     LOG.info(
         "model %s (%s, %s); threshold %.2f, smoothing %d, refractory %.1f s",
@@ -286,6 +274,30 @@ def run(args: argparse.Namespace) -> int:
                     plot_trace(args.plot, audio, pipeline.trace, handler.detections, det_config.threshold, model.name)
                 LOG.info("wrote %s", args.plot)
     return 0
+
+
+def prepare_outputs(args: argparse.Namespace) -> np.ndarray | None:
+    """Check --chime-out / --plot before any work; returns the chime sound --chime-out mixes in."""
+    if (args.chime_out or args.plot) and (not args.input or args.input == "-"):
+        raise ConfigError("--chime-out and --plot need --input FILE")
+    check_output(args.chime_out, "--chime-out", CHIME_OUT_SUFFIXES)
+    check_output(args.plot, "--plot", PLOT_SUFFIXES)
+    if not args.chime_out:
+        return None
+    from .audio import read_audio
+
+    sound = args.chime_sound or args.chime
+    return read_audio(sound) if sound else default_chime()
+
+
+def detector_settings(config, recommended):
+    """The model's recommended detector settings with the config's [detector] applied."""
+    if config.detector is None:
+        return recommended
+    try:
+        return config.detector.apply(recommended)
+    except ValueError as exc:  # beyond what [detector] checks itself (a huge smoothing, an infinite refractory)
+        raise ConfigError(f"{config.source}: [detector] {exc}") from None
 
 
 def print_devices() -> int:
