@@ -14,6 +14,7 @@ float step model against Keras (same arithmetic: max |dp| must stay <= 1e-4).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import sys
@@ -27,7 +28,8 @@ from edge.detector import Detector, DetectorConfig
 from edge.errors import ModelError, run_guarded
 from edge.features import DEFAULT_FRONTEND, MODEL_INPUT_SCALE
 from edge.geometry import DEFAULT_GEOMETRY
-from edge.model import LOGIT_OUTPUT, ModelMetadata, StreamingModel, metadata_path
+from edge.model import LOGIT_OUTPUT, ModelMetadata, StreamingModel, metadata_path, sha256_hex
+from edge.helpformat import HelpFormatter
 
 from .fold import fold, numpy_sequence
 from .tflite import step_states, to_tflite
@@ -166,8 +168,10 @@ def build_metadata(weights, word: str, threshold: float, smoothing: int, refract
 
 
 def write_model(path: Path, content: bytes, metadata: ModelMetadata) -> None:
+    """The .tflite and its .json; the JSON records the file's sha256, which the runner checks."""
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(content)
+    metadata = dataclasses.replace(metadata, tflite_sha256=sha256_hex(content))
     metadata_path(path).write_text(json.dumps(metadata.to_dict(), indent=1, sort_keys=True) + "\n")
 
 
@@ -206,16 +210,16 @@ def convert(args: argparse.Namespace, log=None) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="edge-convert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-convert", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help="Keras model from edge-train (model.keras)")
     p.add_argument("--data", required=True, help="training dataset (representative data + manifest hash)")
     p.add_argument("--check", help="dataset for the parity check (default: --data)")
-    p.add_argument("--check-clips", type=int, default=CHECK_CLIPS)
+    p.add_argument("--check-clips", type=int, default=CHECK_CLIPS, help="clips used by the parity check")
     p.add_argument("--out", required=True, help="output .tflite path")
-    p.add_argument("--word", default="activate")
-    p.add_argument("--threshold", type=float, default=0.5)
-    p.add_argument("--smoothing", type=int, default=1)
-    p.add_argument("--refractory", type=float, default=2.0)
+    p.add_argument("--word", default="activate", help="the word, recorded in the metadata")
+    p.add_argument("--threshold", type=float, default=0.5, help="recommended detector threshold, recorded in the metadata")
+    p.add_argument("--smoothing", type=int, default=1, help="recommended smoothing (steps), recorded in the metadata")
+    p.add_argument("--refractory", type=float, default=2.0, help="recommended refractory period (s), recorded in the metadata")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     code, result = run_guarded("edge-convert", convert, args)

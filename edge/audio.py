@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +14,7 @@ SAMPLE_RATE = 16000
 INT16_FULL_SCALE = 32767
 MIN_INPUT_RATE = 8000
 MAX_INPUT_RATE = 48000
+LOG = logging.getLogger(__name__)
 
 
 def to_int16(samples: np.ndarray) -> np.ndarray:
@@ -42,6 +44,10 @@ def convert(samples: np.ndarray, rate: int, name: str = "<audio>") -> np.ndarray
     if data.dtype.kind in "iu":
         data = data.astype(np.float64) / float(np.iinfo(data.dtype).max + 1)
     data = data.astype(np.float64)
+    bad = int(np.count_nonzero(~np.isfinite(data)))
+    if bad:  # a float file with NaN / Inf: silence there, not garbage (or a cast warning) everywhere
+        LOG.warning("%s: %d sample(s) are NaN or infinite; read as silence", name, bad)
+        data = np.where(np.isfinite(data), data, 0.0)
     if data.ndim == 2:
         data = data.mean(axis=1)
     if data.ndim != 1:

@@ -2,6 +2,7 @@
 next to pymicro-wakeword and pyopen-wakeword on the same audio in the same run.
 
     edge-bench [--seconds 3600] [--input WAV ...] [--model M] [--models 1 2 4] [--json]
+    edge-bench --soak HOURS [--model M] [--json]      (see edge/soak.py)
 
 The audio (default: the example recordings tiled to an hour) is written once as raw s16le;
 each engine then runs in its own process pinned to one core, reading the file in 40 ms
@@ -30,6 +31,7 @@ import numpy as np
 
 from .audio import SAMPLE_RATE, read_audio
 from .errors import EdgeError, run_guarded
+from .helpformat import HelpFormatter
 
 CHUNK_SAMPLES = 640
 """40 ms: one output step of our model."""
@@ -257,16 +259,20 @@ def compare(args: argparse.Namespace) -> list[dict]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="edge-bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--seconds", type=float, default=DEFAULT_SECONDS, help="audio length (default: one hour)")
+    p = argparse.ArgumentParser(prog="edge-bench", description=__doc__, formatter_class=HelpFormatter)
+    p.add_argument("--seconds", type=float, default=DEFAULT_SECONDS, help="audio length in seconds (default: %(default)g, one hour)")
     p.add_argument("--input", nargs="+", type=Path, help="audio to tile (default: the example recordings)")
     p.add_argument("--model", help="our model (default: the shipped one)")
-    p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES)
+    p.add_argument("--engines", nargs="+", default=list(ENGINES), choices=ENGINES, help="engines to measure (default: all)")
     p.add_argument(
         "--models", nargs="+", type=int, default=list(DEFAULT_MODEL_COUNTS), metavar="N",
         help="run trigger-edge with N words behind one front end, for each N (default: 1 2 4)",
     )
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the figures as JSON (default: a table)")
+    p.add_argument("--soak", type=float, metavar="HOURS",
+                   help="instead: stream HOURS of real audio through edge-run --input - and report memory, "
+                        "descriptors, threads and detections (default: off)")
+    p.add_argument("--seed", type=int, default=0, help="with --soak: seed of the audio mix (default: %(default)s)")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--raw", type=Path, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -275,11 +281,26 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         print(json.dumps(worker(args.worker, args.raw, args.model, args.models[0])))
         return 0
+    if args.soak is not None:
+        return soak_main(args)
     code, rows = run_guarded("edge-bench", compare, args)
     if code is not None:
         return code
     print(json.dumps(rows, indent=1) if args.json else table(rows))
     return 0
+
+def soak_main(args: argparse.Namespace) -> int:
+    from .soak import Soak, SoakConfig
+
+    def soak(a: argparse.Namespace):
+        return Soak(SoakConfig(hours=a.soak, seed=a.seed, model=a.model)).run()
+
+    code, report = run_guarded("edge-bench", soak, args)
+    if code is not None:
+        return code
+    print(json.dumps(report.to_dict(), indent=1) if args.json else report.text())
+    return 1 if report.problems() else 0
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -14,13 +14,20 @@ import argparse
 import bisect
 import json
 import logging
+import os
 import sys
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
+from . import native
 from .detector import Detection
-from .errors import ConfigError, run_guarded
+from .errors import ActionError, ConfigError, EdgeError, run_guarded
+from .helpformat import HelpFormatter
 from .sdnotify import Notifier
 from .signals import Interrupted, handling
 
@@ -40,44 +47,55 @@ EPILOG = (
 )
 
 
+
+GPIO_MODES = ("pulse", "toggle", "hold")
+DEFAULT_PULSE_SECONDS = 1.0
+"""Shown in --help; the values themselves live in edge.actions.GpioConfig."""
+PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+CHIME_OUT_SUFFIXES = (".wav", ".flac")
+
+
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-run", description="Listen for the trigger word and act on it.", epilog=EPILOG)
+    p = argparse.ArgumentParser(prog="edge-run", description="Listen for the trigger word and act on it.", formatter_class=HelpFormatter,
+                                epilog=EPILOG)
     src = p.add_argument_group("audio in")
-    src.add_argument("--input", metavar="FILE", help="run over a WAV/FLAC file, or '-' for raw s16le 16 kHz mono on stdin")
+    src.add_argument("--input", metavar="FILE", help="run over a WAV/FLAC file, or '-' for raw s16le 16 kHz mono on stdin (default: the microphone)")
     src.add_argument("--device", help="microphone index or name substring (default: system default)")
     src.add_argument("--list-devices", action="store_true", help="list microphones and exit")
-    p.add_argument("--config", metavar="TOML", help="settings file (see deploy/config.example.toml)")
+    p.add_argument("--config", metavar="TOML", help="settings file, see deploy/config.example.toml (default: none, all from the command line)")
     p.add_argument(
         "--model",
         action="append",
         help="model .tflite (its .json beside it) or a shipped model's name; repeat for several words "
-        "sharing one front end; default: the shipped 'activate' model",
+        "sharing one front end (default: the shipped 'activate' model)",
     )
     det = p.add_argument_group("detection")
-    det.add_argument("--threshold", type=float, help="override the model's recommended threshold (the verifier's, when the model has one)")
+    det.add_argument("--threshold", type=float,
+                     help="score that fires a detection, 0-1; the verifier's when the model has one (default: the model's recommendation)")
     det.add_argument("--no-verifier", action="store_true",
-                     help="stage 1 alone: ignore the model's verifier (its threshold then applies)")
-    det.add_argument("--smoothing", type=int, help="average this many steps (40 ms each)")
-    det.add_argument("--refractory", type=float, help="seconds after a detection during which no other fires")
+                     help="stage 1 alone: ignore the model's verifier, its own threshold then applies (default: use the verifier)")
+    det.add_argument("--smoothing", type=int, help="average this many steps of 40 ms (default: the model's recommendation)")
+    det.add_argument("--refractory", type=float, help="seconds after a detection during which no other fires (default: the model's recommendation)")
     act = p.add_argument_group("actions")
-    act.add_argument("--gpio", type=int, metavar="PIN", help="switch this BCM GPIO pin")
-    act.add_argument("--gpio-mode", choices=("pulse", "toggle", "hold"))
-    act.add_argument("--pulse-seconds", type=float)
-    act.add_argument("--active-low", action="store_true", default=None, help="relay boards that switch on a low pin")
-    act.add_argument("--http", metavar="URL", help="call this URL (lamp, Home Assistant webhook, Shelly, Tasmota)")
-    act.add_argument("--http-method")
-    act.add_argument("--http-body")
-    act.add_argument("--mqtt", metavar="URL", help="publish to this broker (mqtt://host:1883 or mqtts://)")
-    act.add_argument("--mqtt-topic")
-    act.add_argument("--mqtt-payload")
-    act.add_argument("--exec", metavar="CMD", dest="exec_command", help="run this shell command")
-    act.add_argument("--chime", metavar="WAV", help="play this sound on each detection")
+    act.add_argument("--gpio", type=int, metavar="PIN", help="switch this BCM GPIO pin (default: no GPIO)")
+    act.add_argument("--gpio-mode", choices=GPIO_MODES, help="pulse: on for --pulse-seconds; toggle: flip on each detection; "
+                     f"hold: switch on and stay on (default: {GPIO_MODES[0]})")
+    act.add_argument("--pulse-seconds", type=float, help=f"how long a pulse keeps the pin on (default: {DEFAULT_PULSE_SECONDS:g})")
+    act.add_argument("--active-low", action="store_true", default=None, help="relay boards that switch on a low pin (default: active high)")
+    act.add_argument("--http", metavar="URL", help="call this URL (lamp, Home Assistant webhook, Shelly, Tasmota) (default: none)")
+    act.add_argument("--http-method", help="HTTP method for --http (default: POST)")
+    act.add_argument("--http-body", help="request body for --http; {model}, {time}, {sample} and {score} are filled in (default: no body)")
+    act.add_argument("--mqtt", metavar="URL", help="publish to this broker, mqtt://host:1883 or mqtts:// (default: none)")
+    act.add_argument("--mqtt-topic", help="topic for --mqtt (required with --mqtt)")
+    act.add_argument("--mqtt-payload", help="payload for --mqtt (default: a JSON detection)")
+    act.add_argument("--exec", metavar="CMD", dest="exec_command", help="run this shell command; $TRIGGER_EDGE_TIME holds the time (default: none)")
+    act.add_argument("--chime", metavar="WAV", help="play this sound on each detection (default: no sound)")
     out = p.add_argument_group("output")
-    out.add_argument("--chime-out", metavar="WAV", help="with --input FILE: write the input with chimes at detections")
+    out.add_argument("--chime-out", metavar="WAV", help="with --input FILE: write the input with chimes at detections, .wav or .flac (default: not written)")
     out.add_argument("--chime-sound", metavar="WAV", help="sound used by --chime-out (default: --chime or a beep)")
-    out.add_argument("--plot", metavar="PNG", help="with --input: spectrogram + probability trace with detections")
+    out.add_argument("--plot", metavar="PNG", help="with --input FILE: spectrogram + probability trace with detections, .png/.pdf/.svg (default: not written)")
     out.add_argument("--json", action="store_true", help="one JSON line per detection on stdout")
-    out.add_argument("--verbose", "-v", action="store_true", help="log per-second score maxima")
+    out.add_argument("--verbose", "-v", action="store_true", help="log per-second score maxima, and let native libraries (ALSA, PortAudio, LiteRT) print")
     return p
 
 
@@ -208,8 +226,11 @@ def default_chime() -> np.ndarray:
 
 def build_config(args: argparse.Namespace):
     from .config import RunConfig, load_config
+    from .config_check import warnings_for
 
     base = load_config(args.config) if args.config else RunConfig()
+    for line in warnings_for(args.config) if args.config else []:
+        LOG.warning("%s", line)
     return base.merged(overrides_from(args))
 
 
@@ -219,15 +240,15 @@ def run(args: argparse.Namespace) -> int:
     from .pipeline import build_pipeline
 
     if args.list_devices:
-        from .mic import list_devices
-
-        for dev in list_devices():
-            print(f"{dev[0]:3d}  {dev[1]}")
-        return 0
-    if (args.chime_out or args.plot) and (not args.input or args.input == "-"):
-        raise ConfigError("--chime-out and --plot need --input FILE")
+        return print_devices()
+    chime_sound = prepare_outputs(args)
     config = build_config(args)
-    pipeline = build_pipeline(config, trace=bool(args.plot or args.verbose), verifiers=not args.no_verifier)
+    try:
+        pipeline = build_pipeline(config, trace=bool(args.plot or args.verbose), verifiers=not args.no_verifier)
+    except EdgeError:
+        raise
+    except ValueError as exc:  # beyond what [detector] checks itself (a huge smoothing, an infinite refractory)
+        raise ConfigError(f"{config.source}: [detector] {exc}") from None
     for word in pipeline.words:
         det_config = word.detector.config
         LOG.info(
@@ -238,7 +259,7 @@ def run(args: argparse.Namespace) -> int:
         )
     model, det_config = pipeline.model, pipeline.detector.config
     names = " / ".join(repr(n) for n in pipeline.names)
-    actions, bound = build_word_actions(config, pipeline.names)
+    actions, bound = build_actions_explained(lambda c: build_word_actions(c, pipeline.names), config)
     from_file = bool(args.input)
     dispatcher = None
     if actions:
@@ -273,14 +294,14 @@ def run(args: argparse.Namespace) -> int:
         if args.chime_out or args.plot:
             audio = read_audio(args.input)
             if args.chime_out:
-                sound = args.chime_sound or args.chime
-                chime = read_audio(sound) if sound else default_chime()
-                write_chime_output(args.chime_out, audio, handler.detections, chime)
+                with writing(args.chime_out, "--chime-out"):
+                    write_chime_output(args.chime_out, audio, handler.detections, chime_sound)
                 LOG.info("wrote %s", args.chime_out)
             if args.plot:
                 from .plot import plot_trace
 
-                plot_trace(args.plot, audio, pipeline.trace, handler.detections, det_config.threshold, model.name)
+                with writing(args.plot, "--plot"):
+                    plot_trace(args.plot, audio, pipeline.trace, handler.detections, det_config.threshold, model.name)
                 LOG.info("wrote %s", args.plot)
     return _file_status(args, dispatcher)
 
@@ -296,6 +317,86 @@ def _file_status(args: argparse.Namespace, dispatcher) -> int:
     return EXIT_ACTION_FAILED
 
 
+def prepare_outputs(args: argparse.Namespace) -> np.ndarray | None:
+    """Check --chime-out / --plot before any work; returns the chime sound --chime-out mixes in."""
+    if (args.chime_out or args.plot) and (not args.input or args.input == "-"):
+        raise ConfigError("--chime-out and --plot need --input FILE")
+    check_output(args.chime_out, "--chime-out", CHIME_OUT_SUFFIXES)
+    check_output(args.plot, "--plot", PLOT_SUFFIXES)
+    if not args.chime_out:
+        return None
+    from .audio import read_audio
+
+    sound = args.chime_sound or args.chime
+    return read_audio(sound) if sound else default_chime()
+
+
+def print_devices() -> int:
+    from .mic import list_devices
+
+    devices = list_devices()
+    for dev in devices:
+        print(f"{dev[0]:3d}  {dev[1]}")
+    if not devices:
+        print("no input devices (is a microphone plugged in? `arecord -l` lists what ALSA sees)")
+    return 0
+
+
+def check_output(path: str | None, option: str, suffixes: tuple[str, ...]) -> None:
+    """Fail before any work when an output file could not be written afterwards."""
+    if not path:
+        return
+    target = Path(path)
+    folder = target.parent
+    if target.is_dir():
+        raise ConfigError(f"{option} {path}: is a folder, not a file")
+    if target.suffix.lower() not in suffixes:
+        raise ConfigError(f"{option} {path}: the file name must end in {' or '.join(suffixes)}")
+    if not folder.is_dir():
+        raise ConfigError(f"{option} {path}: folder {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (target.exists() and not os.access(target, os.W_OK)):
+        raise ConfigError(f"{option} {path}: not writable")
+
+
+@contextmanager
+def writing(path: str, option: str) -> Iterator[None]:
+    """A write that fails anyway (disk full, folder removed meanwhile) is one line, not a traceback."""
+    try:
+        yield
+    except (OSError, RuntimeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
+        raise ConfigError(f"{option} {path}: could not write ({reason})") from None
+
+
+def build_actions_explained(build, config):
+    """``build(config)`` with gpiozero's PinFactoryFallback warnings (one per factory tried,
+    each with a source line) turned into one line: appended to the error when no factory
+    works, else logged once."""
+    try:
+        from gpiozero.exc import PinFactoryFallback
+    except ImportError:
+        return build(config)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", PinFactoryFallback)
+        try:
+            actions = build(config)
+        except ActionError as exc:
+            tried = _fallbacks(caught, PinFactoryFallback)
+            raise ActionError(f"{exc} [tried: {tried}]" if tried else str(exc)) from None
+    tried = _fallbacks(caught, PinFactoryFallback)
+    if tried:
+        LOG.info("gpio: pin factories tried before the one in use: %s", tried)
+    for other in caught:
+        if not issubclass(other.category, PinFactoryFallback):
+            warnings.showwarning(other.message, other.category, other.filename, other.lineno)
+    return actions
+
+
+def _fallbacks(caught, category) -> str:
+    prefix = "Falling back from "
+    return "; ".join(str(w.message).replace(prefix, "") for w in caught if issubclass(w.category, category))
+
+
 def setup_logging(verbose: bool) -> None:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
 
@@ -303,6 +404,7 @@ def setup_logging(verbose: bool) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     setup_logging(args.verbose)
+    native.show(args.verbose)
     code, result = run_guarded("edge-run", run, args)
     return result if code is None else code
 

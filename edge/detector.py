@@ -6,10 +6,15 @@ microphone give the same detections for the same audio.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 
 from .audio import SAMPLE_RATE
+
+MAX_SMOOTHING_STEPS = 1000
+"""40 s of steps: more is a typo, and a huge value would not fit a window."""
+MAX_REFRACTORY_SECONDS = 3600.0
 
 
 @dataclass(frozen=True)
@@ -45,10 +50,10 @@ class DetectorConfig:
     def __post_init__(self) -> None:
         if not 0.0 < self.threshold < 1.0:
             raise ValueError(f"threshold must be between 0 and 1, got {self.threshold}")
-        if self.smoothing_steps < 1:
-            raise ValueError(f"smoothing must be at least 1 step, got {self.smoothing_steps}")
-        if self.refractory_seconds < 0:
-            raise ValueError(f"refractory period must be >= 0 s, got {self.refractory_seconds}")
+        if not 1 <= self.smoothing_steps <= MAX_SMOOTHING_STEPS:
+            raise ValueError(f"smoothing must be from 1 to {MAX_SMOOTHING_STEPS} steps, got {str(self.smoothing_steps)[:40]}")
+        if not (math.isfinite(self.refractory_seconds) and 0 <= self.refractory_seconds <= MAX_REFRACTORY_SECONDS):
+            raise ValueError(f"refractory period must be from 0 to {MAX_REFRACTORY_SECONDS:g} s, got {self.refractory_seconds}")
 
 
 class Detector:

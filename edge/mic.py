@@ -25,6 +25,7 @@ import numpy as np
 
 from .audio import MAX_INPUT_RATE, MIN_INPUT_RATE, SAMPLE_RATE, read_audio
 from .errors import AudioDeviceError
+from .native import quiet
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +76,13 @@ def _inputs(pa: Any) -> list[DeviceInfo]:
 
 def list_devices(pyaudio_factory: Callable[[], Any] | None = None) -> list[DeviceInfo]:
     """Input devices: ``(index, name, max_input_channels, default_rate)`` tuples."""
-    pa = (pyaudio_factory or _default_factory())()
-    try:
-        return _inputs(pa)
-    finally:
-        pa.terminate()
+    factory = pyaudio_factory or _default_factory()
+    with quiet():  # ALSA/JACK/PortAudio print dozens of probe lines (edge.native)
+        pa = factory()
+        try:
+            return _inputs(pa)
+        finally:
+            pa.terminate()
 
 
 def find_device(pa: Any, device: int | str | None) -> DeviceInfo:
@@ -219,13 +222,14 @@ class MicrophoneSource(AudioSource):
         if self._stream is not None:
             return
         factory = self._factory or _default_factory()
-        pa = factory()
-        try:
-            info = find_device(pa, self.config.device)
-            stream, rate, channels = self._open_stream(pa, info)
-        except BaseException:
-            pa.terminate()
-            raise
+        with quiet():  # ALSA/JACK/PortAudio probe noise, on every reopen too (edge.native)
+            pa = factory()
+            try:
+                info = find_device(pa, self.config.device)
+                stream, rate, channels = self._open_stream(pa, info)
+            except BaseException:
+                pa.terminate()
+                raise
         self._pa, self._stream, self.device = pa, stream, info
         self.capture_rate, self.channels = rate, channels
         self._pending = np.zeros(0, dtype=np.int16)
@@ -275,11 +279,12 @@ class MicrophoneSource(AudioSource):
         self._stream = self._pa = None
         steps = [] if stream is None else [stream.stop_stream, stream.close]
         steps += [] if pa is None else [pa.terminate]
-        for step in steps:
-            try:
-                step()
-            except Exception as exc:  # a dead device may fail any of these; we are leaving anyway
-                logger.debug("microphone close: %s", _reason(exc))
+        with quiet():
+            for step in steps:
+                try:
+                    step()
+                except Exception as exc:  # a dead device may fail any of these; we are leaving anyway
+                    logger.debug("microphone close: %s", _reason(exc))
 
     # -- reading ---------------------------------------------------------------------------
 

@@ -8,20 +8,32 @@ sequence model: the first output needs ``kernel_frames`` frames, then one every
 states, empty conv window, no frames seen.
 
 Interpreters, in order: ``ai_edge_litert`` (LiteRT), ``tflite_runtime``, ``tensorflow.lite``.
+
+Before the interpreter sees a file (it trusts its input: a flipped bit can crash the
+process), the metadata is validated (types and ranges of every field), the file's sha256
+must equal the metadata's ``tflite_sha256``, and the FlatBuffer's structure is walked
+(``edge.tflite_check``). ``edge-convert`` records the sha256; a model converted before it
+did (no ``tflite_sha256``) still loads, with the structure check only, and says so in one
+log line: re-run ``edge-convert`` (or add the key) to get the full check.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
+from .detector import MAX_REFRACTORY_SECONDS, MAX_SMOOTHING_STEPS
 from .errors import ModelError
 from .features import DEFAULT_FRONTEND, MODEL_INPUT_SCALE, FrontendConfig
+from .native import quiet
+from .tflite_check import check_tflite
 
 LOG = logging.getLogger(__name__)
 
@@ -39,6 +51,28 @@ OUTPUT_KINDS = (PROBABILITY_OUTPUT, LOGIT_OUTPUT)
 benchmark): the int8 body ends before the sigmoid, which runs in float on the host, so the
 int8 grid no longer saturates near 1 (an int8 probability tops out at 0.996 and leaves no
 thresholds between there and 1). ``probability``: older models, read as they are."""
+
+
+SHA256_KEY = "tflite_sha256"
+SHA256_PATTERN = re.compile(r"[0-9a-f]{64}")
+MAX_FRAMES = 1000
+"""Upper bound for kernel / stride / conv-state frames (the shipped model: 15 / 4 / 11)."""
+MAX_CHANNELS = 1024
+MAX_GRU_UNITS = 4096
+GRU_LAYERS = 2
+MAX_WORD_CHARS = 200
+MAX_METADATA_BYTES = 1 << 20
+"""A real metadata file is ~1 KB; a huge one is not read into memory."""
+DETECTOR_KEYS = ("threshold", "smoothing_steps", "refractory_seconds")
+
+
+def _number(source: str, name: str, value, low: float, high: float, integer: bool = False) -> float | int:
+    """``value`` as a finite number within [low, high] (an int when ``integer``), else ModelError."""
+    kinds = (int,) if integer else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not math.isfinite(value) or not low <= value <= high:
+        kind = "an integer" if integer else "a number"
+        raise ModelError(f"{source}: {name} must be {kind} from {low:g} to {high:g}, got {str(value)[:40]!r}")
+    return value
 
 
 def default_model_path() -> Path:
@@ -86,6 +120,8 @@ class ModelMetadata:
     detector: dict
     quantization: str = "int8"
     output: str = PROBABILITY_OUTPUT
+    tflite_sha256: str | None = None
+    """sha256 (hex) of the .tflite this metadata describes; None for models converted before it was recorded."""
     extra: dict = field(default_factory=dict)
 
     @classmethod
@@ -96,24 +132,39 @@ class ModelMetadata:
             raise ModelError(f"{source}: metadata version {data.get('version')} not supported (need {METADATA_VERSION})")
         if data.get("output", PROBABILITY_OUTPUT) not in OUTPUT_KINDS:
             raise ModelError(f"{source}: output {data.get('output')!r} is not one of {', '.join(OUTPUT_KINDS)}")
+        missing = [k for k in ("word", "frontend", "stream", "detector") if k not in data]
+        if missing:
+            raise ModelError(f"{source}: incomplete model metadata (missing {', '.join(missing)})")
+        word, frontend, stream, detector = data["word"], data["frontend"], data["stream"], data["detector"]
+        if not isinstance(word, str) or not 0 < len(word) <= MAX_WORD_CHARS:
+            raise ModelError(f"{source}: word must be a non-empty string of at most {MAX_WORD_CHARS} characters")
+        for name, value in (("frontend", frontend), ("stream", stream), ("detector", detector)):
+            if not isinstance(value, dict):
+                raise ModelError(f"{source}: {name} must be a JSON object, got {type(value).__name__}")
+        sha = data.get(SHA256_KEY)
+        if sha is not None and not (isinstance(sha, str) and SHA256_PATTERN.fullmatch(sha)):
+            raise ModelError(f"{source}: {SHA256_KEY} must be 64 lowercase hex digits")
         try:
-            stream = data["stream"]
+            units = stream["gru_units"]
+            if not isinstance(units, list) or len(units) != GRU_LAYERS:
+                raise ModelError(f"{source}: stream.gru_units must be a list of {GRU_LAYERS} integers")
+            frames = {k: _number(source, f"stream.{k}", stream[k], 1, MAX_FRAMES, integer=True)
+                      for k in ("kernel_frames", "stride_frames", "conv_state_frames")}
             return cls(
-                word=data["word"],
-                frontend=data["frontend"],
-                kernel_frames=int(stream["kernel_frames"]),
-                stride_frames=int(stream["stride_frames"]),
-                channels=int(stream["channels"]),
-                conv_state_frames=int(stream["conv_state_frames"]),
-                gru_units=tuple(int(u) for u in stream["gru_units"]),
-                input_scale=float(stream["input_scale"]),
-                detector=dict(data["detector"]),
-                quantization=data.get("quantization", "int8"),
+                word=word,
+                frontend=frontend,
+                channels=_number(source, "stream.channels", stream["channels"], 1, MAX_CHANNELS, integer=True),
+                gru_units=tuple(_number(source, "stream.gru_units", u, 1, MAX_GRU_UNITS, integer=True) for u in units),
+                input_scale=float(_number(source, "stream.input_scale", stream["input_scale"], 0, math.inf)),
+                detector=_detector(source, detector),
+                quantization=str(data.get("quantization", "int8")),
                 output=data.get("output", PROBABILITY_OUTPUT),
-                extra={k: v for k, v in data.items() if k not in {"format", "version", "word", "frontend", "stream", "detector", "quantization", "output"}},
+                tflite_sha256=sha,
+                extra={k: v for k, v in data.items() if k not in KNOWN_KEYS},
+                **frames,
             )
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ModelError(f"{source}: incomplete model metadata ({exc})") from None
+        except KeyError as exc:
+            raise ModelError(f"{source}: incomplete model metadata (missing stream.{exc.args[0]})") from None
 
     def to_dict(self) -> dict:
         out = {
@@ -134,6 +185,8 @@ class ModelMetadata:
             "quantization": self.quantization,
             "output": self.output,
         }
+        if self.tflite_sha256 is not None:
+            out[SHA256_KEY] = self.tflite_sha256
         out.update(self.extra)
         return out
 
@@ -144,17 +197,39 @@ class ModelMetadata:
             detail = ", ".join(f"{k}={self.frontend.get(k)!r} (runtime {expected[k]!r})" for k in mismatched)
             raise ModelError(f"{source}: model was trained for another frontend: {detail}")
         if abs(self.input_scale - MODEL_INPUT_SCALE) > 1e-12:
-            raise ModelError(f"{source}: model input scale {self.input_scale} does not match runtime {MODEL_INPUT_SCALE}")
+            raise ModelError(f"{source}: model input scale (stream.input_scale) {self.input_scale} does not match runtime {MODEL_INPUT_SCALE}")
+
+
+KNOWN_KEYS = frozenset({"format", "version", "word", "frontend", "stream", "detector", "quantization", "output", SHA256_KEY})
+
+
+def _detector(source: str, detector: dict) -> dict:
+    """The recommended detector settings, each checked (a bad one would fail later, far from its cause)."""
+    limits = {"threshold": (0.0, 1.0, False), "smoothing_steps": (1, MAX_SMOOTHING_STEPS, True),
+              "refractory_seconds": (0.0, MAX_REFRACTORY_SECONDS, False)}
+    out = dict(detector)
+    for key, (low, high, integer) in limits.items():
+        if key in out:
+            out[key] = _number(source, f"detector.{key}", out[key], low, high, integer)
+    if "threshold" in out and not 0.0 < out["threshold"] < 1.0:
+        raise ModelError(f"{source}: detector.threshold must be strictly between 0 and 1, got {out['threshold']}")
+    return out
+
+
+def sha256_hex(content: bytes) -> str:
+    return hashlib.sha256(content).hexdigest()
 
 
 def load_metadata(model_path: Path) -> ModelMetadata:
     path = metadata_path(model_path)
     if not path.is_file():
         raise ModelError(f"{path}: model metadata missing (it must sit beside {model_path.name})")
+    if path.stat().st_size > MAX_METADATA_BYTES:
+        raise ModelError(f"{path}: model metadata larger than {MAX_METADATA_BYTES} bytes: not a metadata file")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelError(f"{path}: unreadable model metadata ({exc})") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+        raise ModelError(f"{path}: unreadable model metadata ({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__})") from None
     if not isinstance(data, dict):
         raise ModelError(f"{path}: model metadata is not a JSON object")
     return ModelMetadata.from_dict(data, str(path))
@@ -185,10 +260,23 @@ def interpreter_class() -> tuple[type, str]:
 def read_model_bytes(path: Path) -> bytes:
     if not path.is_file():
         raise ModelError(f"{path}: model file not found")
-    data = path.read_bytes()
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ModelError(f"{path}: unreadable model file ({exc.strerror or exc})") from None
     if data[TFLITE_MAGIC_OFFSET : TFLITE_MAGIC_OFFSET + len(TFLITE_MAGIC)] != TFLITE_MAGIC:
         raise ModelError(f"{path}: not a TFLite model (bad or missing TFL3 header)")
     return data
+
+
+def verify_model_bytes(content: bytes, metadata: ModelMetadata, path: Path) -> None:
+    """The file is the one its metadata describes (sha256) and a well-formed FlatBuffer."""
+    if metadata.tflite_sha256 is None:
+        LOG.info("%s: metadata has no %s (converted before it was recorded): structure check only", path.name, SHA256_KEY)
+    elif sha256_hex(content) != metadata.tflite_sha256:
+        raise ModelError(f"{path}: file does not match its metadata ({SHA256_KEY} differs): damaged or replaced; "
+                         "copy the .tflite and its .json again")
+    check_tflite(content, str(path))
 
 
 class StreamingModel:
@@ -199,10 +287,12 @@ class StreamingModel:
         content = read_model_bytes(self.path)
         self.metadata = load_metadata(self.path)
         self.metadata.check_frontend(frontend, str(self.path))
+        verify_model_bytes(content, self.metadata, self.path)
         cls, self.backend = interpreter_class()
         try:
-            self._interp = cls(model_content=content, num_threads=num_threads)
-            self._interp.allocate_tensors()
+            with quiet():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate" (edge.native)
+                self._interp = cls(model_content=content, num_threads=num_threads)
+                self._interp.allocate_tensors()
             signature = self._interp._get_full_signature_list()["serving_default"]
         except (ValueError, RuntimeError, KeyError) as exc:
             raise ModelError(f"{self.path}: corrupt or unsupported TFLite model ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
@@ -213,8 +303,19 @@ class StreamingModel:
         if missing:
             raise ModelError(f"{self.path}: model lacks tensors {missing}: not a trigger-edge step model")
         self._check_shapes()
-        LOG.info("model %s (%s) loaded with %s", self.path.name, self.metadata.word, self.backend)
         self.reset()
+        self._probe()
+        LOG.info("model %s (%s) loaded with %s", self.path.name, self.metadata.word, self.backend)
+
+    def _probe(self) -> None:
+        """One step on silence before the first real one: a model the interpreter loads but
+        cannot run (a damaged tensor it only checks at invoke) fails here, as a ModelError."""
+        try:
+            self._invoke(np.zeros((self.metadata.stride_frames, self.metadata.channels), np.float32))
+        except (RuntimeError, ValueError, OverflowError) as exc:
+            raise ModelError(f"{self.path}: corrupt or unsupported TFLite model ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+        finally:
+            self.reset()
 
     @property
     def name(self) -> str:

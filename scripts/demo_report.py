@@ -3,7 +3,8 @@
     python scripts/demo_report.py LABELS_JSON OUT_DIR
 
 OUT_DIR holds one ``NAME.jsonl`` per clip (edge-run --json output). A detection counts for
-a labelled word when it comes between the word's start and 1 s after its end.
+a labelled word when it comes between the word's start and 1 s after its end. The last line
+is the verdict: ``demo: PASS (...)`` or ``demo: FAIL (...)`` (exit status 1).
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ def judge(words: list[list[float]], times: list[float]) -> str:
 
 def main(labels_path: str, out_dir: str) -> int:
     labels = json.loads(Path(labels_path).read_text())
-    wrong = 0
+    wrong = judged = 0
     for jsonl in sorted(Path(out_dir).glob("*.jsonl")):
         times = [json.loads(line)["time"] for line in jsonl.read_text().splitlines() if line.strip()]
         found = f"detected at {', '.join(f'{t:g}' for t in times)} s" if times else "no detection"
@@ -36,10 +37,15 @@ def main(labels_path: str, out_dir: str) -> int:
             said = f"'activate' said at {', '.join(f'{s:g}-{e:g}' for s, e in words)} s" if words else "no 'activate'"
             verdict = judge(words, times)
             wrong += verdict != "correct"
+            judged += 1
             print(f"{name}: {said}; {found}: {verdict}")
         else:
             print(f"{name}: not labelled; {found}")
-    return 1 if wrong else 0
+    if wrong or not judged:
+        print(f"demo: FAIL ({wrong} of {judged} labelled clips wrong)")
+        return 1
+    print(f"demo: PASS (all {judged} labelled clips correct)")
+    return 0
 
 
 if __name__ == "__main__":

@@ -54,6 +54,7 @@ def test_readme_command_1_runs_the_shipped_model_on_the_examples(tmp_path):
     labelled = [k for k in json.loads((SHARED / "data" / "activate" / "dev" / "labels.json").read_text()) if k.endswith(".wav")]
     verdicts = [l for l in res.stdout.splitlines() if l.endswith(": correct")]
     assert sorted(l.split(":")[0] for l in verdicts) == sorted(labelled)
+    assert res.stdout.splitlines()[-1] == f"demo: PASS (all {len(labelled)} labelled clips correct)"
 
 
 def test_demo_report_judges_misses_and_false_detections(tmp_path):
@@ -71,4 +72,5 @@ def test_demo_report_judges_misses_and_false_detections(tmp_path):
         "b.wav: 'activate' said at 1-1.5 s; detected at 2.6 s: WRONG: missed the word at 1-1.5 s; false detection at 2.6 s",
         "c.wav: no 'activate'; no detection: correct",
         "d.wav: not labelled; detected at 3 s",
+        "demo: FAIL (1 of 3 labelled clips wrong)",
     ]

@@ -28,6 +28,7 @@ from edge.audio import SAMPLE_RATE
 from edge.detector import Detector, DetectorConfig
 from edge.errors import DataError, ModelError, run_guarded
 from edge.geometry import DEFAULT_GEOMETRY
+from edge.helpformat import HelpFormatter
 
 HIT_AFTER_END_SECONDS = 1.0
 CONTEXT_SECONDS = 1.5
@@ -323,7 +324,7 @@ def summary(result: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="edge-eval", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-eval", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help=".tflite (device path) or .keras (float sequence model)")
     p.add_argument("--suite", choices=("real",), help="the real-voice benchmark (train/suite.py): real speakers of the model's word "
                    "against >= 6 h of real multilingual speech and music, clean / noisy / reverberant; needs no folders")
@@ -337,10 +338,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-verifier", action="store_true", help="with --suite: score stage 1 alone even if the model has a verifier")
     p.add_argument("--positives", nargs="+", metavar="DIR", help="folders of positive clips (required without --suite)")
     p.add_argument("--negatives", nargs="+", metavar="DIR", help="folders of negative audio (required without --suite)")
-    p.add_argument("--backgrounds", nargs="+", metavar="DIR")
+    p.add_argument("--backgrounds", nargs="+", metavar="DIR", help="folders of background noise mixed under the clips (default: none, clean)")
     p.add_argument("--snr", type=float, default=10.0, help="speech-to-background ratio in dB (with --backgrounds)")
-    p.add_argument("--refractory", type=float, default=REFRACTORY_SECONDS)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--refractory", type=float, default=REFRACTORY_SECONDS, help="seconds after a detection during which no other counts")
+    p.add_argument("--seed", type=int, default=0, help="seed of the mixing")
     p.add_argument("--after-hours", type=float, default=0.0, help="also score the positives after this many hours of continuous negative audio (state never reset)")
     p.add_argument("--out", default="eval-out", help="folder for eval.json and det.png")
     p.add_argument("--json", action="store_true", help="print the full JSON instead of the summary")

@@ -26,6 +26,7 @@ import numpy as np
 from edge.audio import SAMPLE_RATE, write_wav
 from edge.detector import DetectorConfig
 from edge.errors import ConfigError, run_guarded
+from edge.helpformat import HelpFormatter
 
 MANIFEST = "mined.json"
 PAD_SECONDS = 0.5
@@ -94,11 +95,11 @@ def mine(model_path: str, negatives: list[str], out: str, config: MineConfig, lo
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="edge-mine", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-mine", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help=".tflite model (its .json beside it)")
     p.add_argument("--negatives", nargs="+", required=True, metavar="DIR", help="audio without the word (DIR, DIR:train, DIR/glob*)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--threshold", type=float, default=MineConfig.threshold)
+    p.add_argument("--out", required=True, help="folder for the hard negatives cut out")
+    p.add_argument("--threshold", type=float, default=MineConfig.threshold, help="score at which a firing is cut out")
     p.add_argument("--before", type=float, default=MineConfig.before_seconds, help="seconds kept before a firing")
     p.add_argument("--after", type=float, default=MineConfig.after_seconds, help="seconds kept after a firing")
     args = p.parse_args(argv)

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from edge.errors import run_guarded
+from edge.helpformat import HelpFormatter
 
 from .dataset import BuildSpec, build
 from .speakers import DEFAULT_MAX_CLIPS, DEFAULT_SEED, DEFAULT_THRESHOLD, TELEPHONE_THRESHOLD
@@ -50,35 +51,35 @@ def _speakers(args: argparse.Namespace) -> int:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-synth", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True)
-    b = sub.add_parser("build", help="synthesize labelled 10 s training clips")
-    b.add_argument("--positives", nargs="+", required=True, metavar="DIR")
-    b.add_argument("--negatives", nargs="+", required=True, metavar="DIR")
-    b.add_argument("--backgrounds", nargs="+", required=True, metavar="DIR")
-    b.add_argument("--out", required=True)
-    b.add_argument("--count", type=int, default=8000)
-    b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--seconds", type=float, default=10.0)
-    b.add_argument("--snr-min", type=float, default=-5.0)
-    b.add_argument("--snr-max", type=float, default=20.0)
-    b.add_argument("--shard-size", type=int, default=250)
+    p = argparse.ArgumentParser(prog="edge-synth", description=__doc__, formatter_class=HelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True, help="build: training clips; tts: TTS clips; speakers: count speakers")
+    b = sub.add_parser("build", help="synthesize labelled 10 s training clips", formatter_class=HelpFormatter)
+    b.add_argument("--positives", nargs="+", required=True, metavar="DIR", help="folders of clips of the word (DIR, DIR:train, DIR@SHARE)")
+    b.add_argument("--negatives", nargs="+", required=True, metavar="DIR", help="folders of other words and speech")
+    b.add_argument("--backgrounds", nargs="+", required=True, metavar="DIR", help="folders of background noise and music")
+    b.add_argument("--out", required=True, help="dataset folder (sharded features + labels)")
+    b.add_argument("--count", type=int, default=8000, help="clips to make")
+    b.add_argument("--seed", type=int, default=0, help="seed of every random choice")
+    b.add_argument("--seconds", type=float, default=10.0, help="length of each clip")
+    b.add_argument("--snr-min", type=float, default=-5.0, help="lowest speech-to-background ratio, dB")
+    b.add_argument("--snr-max", type=float, default=20.0, help="highest speech-to-background ratio, dB")
+    b.add_argument("--shard-size", type=int, default=250, help="clips per shard file")
     b.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     b.set_defaults(func=_build)
-    t = sub.add_parser("tts", help="generate positive and hard-negative clips with offline TTS")
-    t.add_argument("--word", required=True)
-    t.add_argument("--out", required=True)
+    t = sub.add_parser("tts", help="generate positive and hard-negative clips with offline TTS", formatter_class=HelpFormatter)
+    t.add_argument("--word", required=True, help="the word to say")
+    t.add_argument("--out", required=True, help="folder for positives/, hard_negatives/ and negatives/")
     t.add_argument("--positives", type=int, default=600, help="positive clips")
     t.add_argument("--negatives", type=int, default=600, help="hard-negative clips")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--workers", type=int, default=0)
+    t.add_argument("--seed", type=int, default=0, help="seed of the voice and prosody draws")
+    t.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     t.set_defaults(func=_tts)
-    s = sub.add_parser("speakers", help="count distinct speakers in folders of speech (speaker encoder)")
-    s.add_argument("dirs", nargs="+", metavar="DIR")
+    s = sub.add_parser("speakers", help="count distinct speakers in folders of speech (speaker encoder)", formatter_class=HelpFormatter)
+    s.add_argument("dirs", nargs="+", metavar="DIR", help="folders of speech clips")
     s.add_argument("--max-clips", type=int, default=DEFAULT_MAX_CLIPS, help="clips sampled from all folders (default %(default)s)")
     s.add_argument("--threshold", type=float, default=DEFAULT_THRESHOLD,
                    help=f"cosine distance that splits speakers (default %(default)s; {TELEPHONE_THRESHOLD} for telephone audio)")
-    s.add_argument("--seed", type=int, default=DEFAULT_SEED)
+    s.add_argument("--seed", type=int, default=DEFAULT_SEED, help="seed of the clip sample")
     s.add_argument("--json", metavar="OUT", help="also write the report as JSON")
     s.set_defaults(func=_speakers)
     return p

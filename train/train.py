@@ -9,7 +9,8 @@ validation loss keeps the best model in ``OUT/model.keras``. A CSV log and a los
 are written beside it; peak memory and seconds per epoch are printed and logged.
 
 Endless streams: besides single 10 s clips, batches of several clips laid end to end
-(``--concat``) teach the GRUs to run on from a non-zero state, as they do on the device.
+(``TrainConfig.concat``: 1, 1 then 3 clips per sequence, cycled over batches) teach the
+GRUs to run on from a non-zero state, as they do on the device.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import numpy as np
 from edge.errors import DataError, run_guarded
 from edge.features import MODEL_INPUT_SCALE
 from edge.geometry import DEFAULT_GEOMETRY
+from edge.helpformat import HelpFormatter
 
 from .dataset import load_dataset, manifest_hash
 from .model import ModelConfig, build_model
@@ -241,18 +243,18 @@ def _load_all(folders: list[str]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="edge-train", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-train", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--data", nargs="+", required=True, help="training dataset folder(s) from edge-synth build")
     p.add_argument("--val", nargs="+", required=True, help="validation dataset folder(s)")
-    p.add_argument("--out", required=True)
-    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
-    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size)
-    p.add_argument("--patience", type=int, default=TrainConfig.patience)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--filters", type=int, default=ModelConfig.filters)
-    p.add_argument("--units", type=int, default=ModelConfig.gru_units)
-    p.add_argument("--dropout", type=float, default=ModelConfig.dropout)
-    p.add_argument("--lr", type=float, default=ModelConfig.learning_rate)
+    p.add_argument("--out", required=True, help="run folder: checkpoints, model.keras, log and plot")
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs, help="most epochs to train")
+    p.add_argument("--batch-size", type=int, default=TrainConfig.batch_size, help="sequences per batch")
+    p.add_argument("--patience", type=int, default=TrainConfig.patience, help="stop after this many epochs without a better validation loss")
+    p.add_argument("--seed", type=int, default=0, help="seed of the shuffles and the initial weights")
+    p.add_argument("--filters", type=int, default=ModelConfig.filters, help="Conv1D filters")
+    p.add_argument("--units", type=int, default=ModelConfig.gru_units, help="units of each GRU layer")
+    p.add_argument("--dropout", type=float, default=ModelConfig.dropout, help="dropout rate")
+    p.add_argument("--lr", type=float, default=ModelConfig.learning_rate, help="learning rate (Adam)")
     p.add_argument("--init", metavar="MODEL.keras", help="start from this trained model's weights (fine-tuning)")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

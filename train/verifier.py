@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.audio import SAMPLE_RATE
-from edge.embedding import CHUNK_SAMPLES, EMBEDDING_DIM, SpeechEmbedding, chunk_end_sample, embeddings_for, find_embedding_files, mel_track
+from edge.embedding import CHUNK_SAMPLES, EMBEDDING_DIM, SpeechEmbedding, embeddings_for, find_embedding_files, mel_track
 from edge.errors import DataError, run_guarded
 from edge.progress import Progress
 from edge.verifier import VERIFIER_FORMAT, VERIFIER_VERSION, VerifierConfig, VerifierHead, cascade_track

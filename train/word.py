@@ -52,6 +52,7 @@ import numpy as np
 
 from edge.audio import SAMPLE_RATE
 from edge.errors import DataError, run_guarded
+from edge.helpformat import HelpFormatter
 
 from .evaluate import fire_positions, tflite_scorer
 from .sources import ClipPool, in_split, list_audio
@@ -346,7 +347,7 @@ def calibrate(model_path: Path, negatives: list[str], target_fa_per_hour: float,
 
 def parser() -> argparse.ArgumentParser:
     d = WordRecipe
-    p = argparse.ArgumentParser(prog="edge-word", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-word", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("word", help="the wake word or phrase, as text")
     p.add_argument("--out", type=Path, help="work folder (default: data/WORD); re-run the same command to resume")
     p.add_argument("--tts-positives", type=int, default=d.tts_positives, help=f"TTS clips of the word (default {d.tts_positives})")
