@@ -58,6 +58,7 @@ something off): ``ConfigError`` with one line naming the file and the key. Relat
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import tomllib
 import types
@@ -77,6 +78,8 @@ DEFAULTS = "<defaults>"
 SECRET_KEYS = frozenset({"password", "headers"})
 """Keys whose values never appear in error messages or ``to_dict(redact=True)``."""
 REDACTED = "***"
+
+LOG = logging.getLogger("edge.config")
 
 
 @dataclass(frozen=True)
@@ -198,9 +201,7 @@ class RunConfig:
                     raise ConfigError(f"{source}: [{key}] must be a table (section), got {_type_name(value)}")
                 values[key] = _build_section(source, key, value, base_dir)
             else:
-                raise ConfigError(
-                    f"{source}: unknown key {key!r} (expected {_expected([*TOP_LEVEL_KEYS, *SECTIONS, WAKE_KEY])})"
-                )
+                _unknown(source, key, [*TOP_LEVEL_KEYS, *SECTIONS, WAKE_KEY])
         return cls(**values, source=source)
 
     def to_dict(self, redact: bool = True) -> dict[str, Any]:
@@ -320,7 +321,7 @@ def _build_wake_list(source: str, value: Any, base_dir: Path | None) -> tuple[Wa
                     raise ConfigError(f"{where}: [wake.{key}] must be a table, got {_type_name(sub)}")
                 kwargs[key] = _build_section(where, key, sub, base_dir)
             else:
-                raise ConfigError(f"{where}: unknown key {key!r} (expected {_expected(['model', *WAKE_SECTIONS])})")
+                _unknown(where, key, ["model", *WAKE_SECTIONS])
         if "model" not in kwargs:
             raise ConfigError(f"{where}: model is required")
         words.append(WakeConfig(**kwargs))
@@ -332,6 +333,12 @@ def _resolve_model(value: str, base_dir: Path | None) -> str:
     from .model import is_shipped_name
 
     return value if is_shipped_name(value) else _resolve(value, base_dir)
+
+
+def _unknown(where: str, key: str, expected: list[str], place: str = "") -> None:
+    """A key this version does not know: a warning naming it, then ignored (a typo shows in
+    the log; a config written for a newer version still starts the service)."""
+    LOG.warning("%s: unknown key %r%s ignored (expected %s)", where, key, place, _expected(expected))
 
 
 def _set_override(data: dict[str, Any], section: str, key: str, value: Any) -> None:
@@ -350,7 +357,8 @@ def _build_section(source: str, section: str, table: Mapping[str, Any], base_dir
     kwargs: dict[str, Any] = {}
     for key, value in table.items():
         if key not in fields:
-            raise ConfigError(f"{source}: unknown key {key!r} in [{section}] (expected {_expected(list(fields))})")
+            _unknown(source, key, list(fields), f" in [{section}]")
+            continue
         value = _check_type(source, section, key, value, hints[key])
         if (section, key) in PATH_KEYS and isinstance(value, str):
             value = _resolve(value, base_dir)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import textwrap
 from pathlib import Path
 
+import logging
+
 import pytest
 
 from edge.actions import ChimeConfig, ExecConfig, GpioConfig, HttpConfig, MqttConfig
@@ -89,9 +91,6 @@ def test_detector_overrides_apply_to_model_recommendation():
 @pytest.mark.parametrize(
     "text, message",
     [
-        ("modle = 'x'", "unknown key 'modle'"),
-        ("[gpoi]\npin = 1", "unknown key 'gpoi'"),
-        ("[gpio]\npin = 17\nmdoe = 'hold'", r"unknown key 'mdoe' in \[gpio\]"),
         ("[gpio]\nmode = 'hold'", r"\[gpio\] pin is required"),
         ("[gpio]\npin = 17\nmode = 'blink'", r"\[gpio\] mode must be one of pulse, toggle, hold"),
         ("[gpio]\npin = 17\nactive_low = 1", r"\[gpio\] active_low must be true or false, got an integer 1"),
@@ -178,3 +177,20 @@ def test_merged_error_names_file_too(tmp_path):
     config = load_config(write(tmp_path, "[gpio]\npin = 17\n"))
     with pytest.raises(ConfigError, match=rf"^{tmp_path / 'edge.toml'} \+ command line: \[gpio\] mode"):
         config.merged({"gpio.mode": "strobe"})
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ("modle = 'x'", "unknown key 'modle' ignored"),
+        ("[gpoi]\npin = 1", "unknown key 'gpoi' ignored"),
+        ("[gpio]\npin = 17\nmdoe = 'hold'", "unknown key 'mdoe' in [gpio] ignored"),
+    ],
+)
+def test_unknown_keys_warn_with_their_name_and_are_ignored(tmp_path, caplog, text, message):
+    path = tmp_path / "c.toml"
+    path.write_text(text)
+    with caplog.at_level(logging.WARNING, logger="edge.config"):
+        config = load_config(path)
+    assert any(message in r.getMessage() and "(expected " in r.getMessage() for r in caplog.records), caplog.text
+    assert config.model is None

@@ -18,9 +18,10 @@ from edge.audio import read_audio
 from edge.config import RunConfig, WakeConfig, load_config
 from edge.detector import Detection
 from edge.errors import ConfigError
-from edge.model import StreamingModel, default_model_path
+from edge.model import StreamingModel
 from edge.pipeline import Pipeline, build_pipeline
 
+from .shipped import shipped_model_as
 from .paths import DEV
 from .test_actions import Subscriber, fast_wait
 
@@ -36,16 +37,7 @@ pytestmark = pytest.mark.skipif(not CLIP.is_file(), reason=f"{CLIP} missing (sha
 @pytest.fixture(scope="module")
 def second_model(tmp_path_factory) -> Path:
     """The shipped model under another word: a real, separate model file."""
-    folder = tmp_path_factory.mktemp("models")
-    shipped = default_model_path()
-    target = folder / f"{SECOND_WORD}.tflite"
-    target.write_bytes(shipped.read_bytes())
-    meta = json.loads(shipped.with_suffix(".json").read_text())
-    meta["word"] = SECOND_WORD
-    target.with_suffix(".json").write_text(json.dumps(meta))
-    head = shipped.parent / meta["verifier"]["head"]  # its own verifier too, beside it
-    (folder / head.name).write_bytes(head.read_bytes())
-    return target
+    return shipped_model_as(SECOND_WORD, tmp_path_factory.mktemp("models"))
 
 
 def edge_run(*args: str, stdin=None, timeout: float = RUN_SECONDS) -> subprocess.CompletedProcess:
@@ -85,13 +77,20 @@ def test_wake_tables_parse_with_their_own_detector_and_actions(tmp_path, second_
     [
         ({"wake": {"model": "x"}}, "must be an array of tables"),
         ({"wake": [{"detector": {"threshold": 0.5}}]}, r"\[\[wake\]\] #1: model is required"),
-        ({"wake": [{"model": "x", "lamp": {}}]}, r"#1: unknown key 'lamp'"),
         ({"wake": [{"model": "x", "http": {"url": "ftp://x"}}]}, "http:// or https://"),
     ],
 )
 def test_wake_table_errors_are_one_line(data, message):
     with pytest.raises(ConfigError, match=message):
         RunConfig.from_dict(data)
+
+
+def test_unknown_wake_key_warns(caplog):
+    import logging
+
+    with caplog.at_level(logging.WARNING, logger="edge.config"):
+        config = RunConfig.from_dict({"wake": [{"model": "x", "lamp": {}}]})
+    assert "#1: unknown key 'lamp' ignored" in caplog.text and config.wake[0].model
 
 
 def test_repeated_model_option_adds_words():

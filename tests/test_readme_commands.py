@@ -304,14 +304,9 @@ def bench_lines() -> list[str]:
 
 def second_word(cwd: Path) -> None:
     """``computer.tflite`` in the user's folder: the shipped model under another word."""
-    from edge.model import default_model_path
+    from .shipped import shipped_model_as
 
-    shipped = default_model_path()
-    (cwd / "computer.tflite").write_bytes(shipped.read_bytes())
-    meta = json.loads(shipped.with_suffix(".json").read_text())
-    (cwd / "computer.json").write_text(json.dumps({**meta, "word": "computer"}))
-    head = shipped.parent / meta["verifier"]["head"]  # its verifier beside it
-    (cwd / head.name).write_bytes(head.read_bytes())
+    shipped_model_as("computer", cwd)
 
 
 def test_several_words_line(workdir):

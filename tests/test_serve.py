@@ -22,8 +22,8 @@ from wyoming.info import Describe, Info
 from wyoming.wake import Detect, Detection, NotDetected
 
 from edge.audio import SAMPLE_RATE, read_audio, resample, to_int16
-from edge.model import default_model_path
 
+from .shipped import shipped_model_as
 from .conftest import LOOPBACK, free_port, wait_for_port
 from .paths import DATA, DEV
 
@@ -58,16 +58,7 @@ def edge_run_times(wav: Path, model: Path | None = None) -> list[tuple[str, int]
 @pytest.fixture(scope="module")
 def second_model(tmp_path_factory) -> Path:
     """The shipped model under another word (a real, different model file for the service)."""
-    folder = tmp_path_factory.mktemp("models")
-    shipped = default_model_path()
-    target = folder / f"{SECOND_WORD}.tflite"
-    target.write_bytes(shipped.read_bytes())
-    meta = json.loads(shipped.with_suffix(".json").read_text())
-    meta["word"] = SECOND_WORD
-    target.with_suffix(".json").write_text(json.dumps(meta))
-    head = shipped.parent / meta["verifier"]["head"]  # its verifier beside it
-    (folder / head.name).write_bytes(head.read_bytes())
-    return target
+    return shipped_model_as(SECOND_WORD, tmp_path_factory.mktemp("models"))
 
 
 class Server:
