@@ -1,7 +1,7 @@
 """Checks of a config file beyond its values: who can read the secrets in it.
 
-``edge.config`` validates what the file says (types, ranges, and unknown keys, which are
-errors naming the key: a typo must not silently switch an action off). This module looks
+``edge.config`` validates what the file says (types and ranges are errors naming the key;
+an unknown key is a warning naming it, so a typo shows in the log). This module looks
 at the file itself: a config that holds a secret (an MQTT password, HTTP headers such as
 ``Authorization``, a password inside a URL) and that any user on the machine may read is
 reported, naming the file, its mode and the keys, never the values. ``warnings_for``
