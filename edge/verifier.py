@@ -91,7 +91,7 @@ class VerifierSpec:
             config = VerifierConfig(candidate_threshold=float(block["candidate_threshold"]), threshold=float(block["threshold"]),
                                     hold_seconds=float(block["hold_seconds"]), window=int(block["window"]))
             return cls(model_path.parent / str(block["head"]), str(block["head_sha256"]), config, dict(block["embedding"]))
-        except (KeyError, TypeError, ValueError) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ModelError(f"{source}: incomplete or invalid ({exc})") from None
 
 
@@ -101,6 +101,8 @@ class VerifierHead:
     def __init__(self, path: Path, sha256: str | None = None, window: int | None = None, num_threads: int = 1) -> None:
         from .model import interpreter_class, read_model_bytes
 
+        if not path.is_file():
+            raise ModelError(f"{path}: verifier head not found (the model's metadata names it in verifier.head)")
         content = read_model_bytes(path)
         if sha256 is not None and hashlib.sha256(content).hexdigest() != sha256:
             raise ModelError(f"{path}: verifier head does not match the sha256 in its metadata (replaced or damaged file)")

@@ -131,6 +131,9 @@ class Worker:
         self.meta_text = model.with_suffix(".json").read_text()
         self.meta = json.loads(self.meta_text)
         self.tmp = Path(tempfile.mkdtemp(prefix="fuzz-"))
+        head = self.meta.get("verifier", {}).get("head")
+        if head:  # the verifier's head beside every case, as beside the shipped model
+            (self.tmp / head).write_bytes((model.parent / head).read_bytes())
 
     def build(self, case: dict) -> Path:
         out = self.tmp / f"case{case['id']}.tflite"

@@ -223,8 +223,8 @@ def test_edge_word_plan_resumes_from_markers(tmp_path):
     from train.word import STEPS_DIR, steps
 
     plan = steps(_recipe("voyager", tmp_path))
-    assert [s.name for s in plan] == ["tts", "build", "train", "convert", "mine", "tune", "final", "suite"]
-    assert [s.name for s in steps(_recipe("zebra", tmp_path))][-1] == "final"  # no recordings of it: no suite
+    assert [s.name for s in plan] == ["tts", "build", "train", "convert", "mine", "tune", "final", "verifier", "suite"]
+    assert [s.name for s in steps(_recipe("zebra", tmp_path))][-1] == "verifier"  # no recordings of it: no suite
     assert STEPS_DIR == "steps"
 
 
