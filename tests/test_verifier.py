@@ -325,3 +325,17 @@ def test_one_big_chunk_gives_the_same_detections_as_microphone_chunks(clip):
     both = np.concatenate([clip, clip])
     small = [d for i in range(0, both.size, 640) for d in pipe.process(both[i: i + 640])]
     assert whole and [(d.sample, d.score) for d in whole] == [(d.sample, d.score) for d in small]
+
+
+def test_shipped_cascade_rejects_a_stage1_false_accept_and_accepts_the_word():
+    """Real audio: a WUW caller's sentence where the step model alone fires (0.99), then a real
+    "activate"; the verifier rejects the first and confirms the second."""
+    sentence = read_audio(DATA / "wuw" / "sentence" / "operator" / "WUWII00029_006.flac")
+    stream = np.concatenate([sentence, read_audio(CLIP)])
+    word_end = sentence.size + int(2.6 * 16000)  # "activate" ends near 2.6 s in the clip (labels.json)
+    alone = Pipeline(StreamingModel()).process(stream)
+    assert len(alone) == 2 and alone[0].sample < sentence.size  # stage 1 alone: a false accept in the sentence
+    model = StreamingModel()
+    both = Pipeline(model, verifier=cascade_for(model)).process(stream)
+    assert len(both) == 1 and sentence.size < both[0].sample <= word_end + 16000
+    assert both[0].score >= json.loads(default_model_path().with_suffix(".json").read_text())["verifier"]["threshold"]
