@@ -207,6 +207,19 @@ def embeddings_for(embedding: SpeechEmbedding, audio: np.ndarray, chunks: np.nda
     return out
 
 
+def chunk_windows(embedding: SpeechEmbedding, audio: np.ndarray, chunks: np.ndarray, window: int,
+                  mels: np.ndarray | None = None) -> np.ndarray:
+    """The ``window`` embeddings ending at each of ``chunks`` (n, window, EMBEDDING_DIM), each
+    embedding computed once even where windows overlap."""
+    chunks = np.asarray(chunks, np.int64)
+    if not chunks.size:
+        return np.zeros((0, window, EMBEDDING_DIM), np.float32)
+    need = np.unique(np.concatenate([np.arange(c - window + 1, c + 1) for c in chunks]))
+    row = {k: i for i, k in enumerate(need.tolist())}
+    embs = embeddings_for(embedding, audio, need, mels)
+    return np.stack([embs[[row[k] for k in range(c - window + 1, c + 1)]] for c in chunks.tolist()])
+
+
 class EmbeddingStream:
     """The device side: audio in (any chunk size), embeddings out on request.
 

@@ -140,24 +140,52 @@ class Candidate:
     chunk: int
 
 
+class CandidateGate:
+    """When the verifier runs: stage-1 probabilities in, the chunk to verify (or None) out.
+
+    A candidate opens when stage 1 reaches the candidate threshold and stays open
+    ``hold_seconds`` after it last did; while open, each new whole 80 ms chunk is verified
+    once. State: the sample until which the candidate is open and the last chunk verified;
+    ``reset()``: no candidate, nothing verified. ``Cascade`` (the device) and
+    ``candidate_chunks`` (whole clips) both use it, so they verify the same chunks.
+    """
+
+    def __init__(self, config: VerifierConfig) -> None:
+        self.config = config
+        self.reset()
+
+    def reset(self) -> None:
+        self._open_until = -1
+        self._last_chunk = -1
+
+    def process(self, probability: float, sample: int) -> int | None:
+        if probability >= self.config.candidate_threshold:
+            self._open_until = sample + self.config.hold_samples
+        chunk = verify_chunk(sample)
+        if sample > self._open_until or chunk <= self._last_chunk or chunk < 0:
+            return None
+        self._last_chunk = chunk
+        return chunk
+
+
 class Cascade:
     """Stage-1 probability per step in, verifier score out (when it ran).
 
-    State: the embedding stream (audio ring + caches), the sample until which the current
-    candidate stays open, and the last chunk verified. ``reset()``: no audio, no candidate.
+    State: the embedding stream (audio ring + caches) and the candidate gate.
+    ``reset()``: no audio, no candidate.
     """
 
     def __init__(self, head: VerifierHead, config: VerifierConfig, embedding: SpeechEmbedding | None = None) -> None:
         self.head = head
         self.config = config
         self.stream = EmbeddingStream(embedding or SpeechEmbedding(), config.window)
+        self.gate = CandidateGate(config)
         self.verifications = 0
         self.reset()
 
     def reset(self) -> None:
         self.stream.reset()
-        self._open_until = -1
-        self._last_chunk = -1
+        self.gate.reset()
 
     def process_audio(self, samples: np.ndarray) -> None:
         """Every sample the step model sees also goes here (before its steps are scored)."""
@@ -165,12 +193,9 @@ class Cascade:
 
     def process(self, probability: float, sample: int) -> float | None:
         """Stage 1's probability of the step ending at ``sample``; the verifier's score if it ran."""
-        if probability >= self.config.candidate_threshold:
-            self._open_until = sample + self.config.hold_samples
-        chunk = verify_chunk(sample)
-        if sample > self._open_until or chunk <= self._last_chunk or chunk < 0:
+        chunk = self.gate.process(probability, sample)
+        if chunk is None:
             return None
-        self._last_chunk = chunk
         self.verifications += 1
         return self.head.score(self.stream.window_at(chunk))
 
@@ -180,23 +205,22 @@ def verify_chunk(sample: int) -> int:
     return sample // CHUNK_SAMPLES - 1
 
 
+def candidate_chunks(step_samples: np.ndarray, probs: np.ndarray, config: VerifierConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Whole-clip version of the gate: (step samples, chunk indices) where the verifier runs."""
+    gate = CandidateGate(config)
+    pairs = [(sample, chunk) for sample, p in zip(np.asarray(step_samples).tolist(), np.asarray(probs).tolist())
+             if (chunk := gate.process(p, sample)) is not None]
+    positions, chunks = zip(*pairs) if pairs else ((), ())
+    return np.asarray(positions, np.int64), np.asarray(chunks, np.int64)
+
+
 def cascade_track(step_samples: np.ndarray, probs: np.ndarray, config: VerifierConfig, score_chunk) -> tuple[np.ndarray, np.ndarray]:
     """Whole-clip version of ``Cascade``: the (sample, score) pairs where the verifier ran.
 
     ``score_chunk(chunks)`` returns the verifier scores of those chunk indices."""
-    positions, chunks = [], []
-    open_until, last = -1, -1
-    for sample, p in zip(np.asarray(step_samples).tolist(), np.asarray(probs).tolist()):
-        if p >= config.candidate_threshold:
-            open_until = sample + config.hold_samples
-        chunk = verify_chunk(sample)
-        if sample > open_until or chunk <= last or chunk < 0:
-            continue
-        last = chunk
-        positions.append(sample)
-        chunks.append(chunk)
-    scores = score_chunk(np.asarray(chunks, np.int64)) if chunks else np.zeros(0)
-    return np.asarray(positions, np.int64), np.asarray(scores, np.float64)
+    positions, chunks = candidate_chunks(step_samples, probs, config)
+    scores = score_chunk(chunks) if chunks.size else np.zeros(0)
+    return positions, np.asarray(scores, np.float64)
 
 
 def continuous_positions(n_samples: int) -> tuple[np.ndarray, np.ndarray]:

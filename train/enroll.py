@@ -30,8 +30,8 @@ from edge.errors import AudioFormatError, DataError, ModelError, run_guarded
 from edge.verifier import VerifierSpec
 
 from .sources import ClipPool, trim_silence
-from .verifier import (BATCH_SIZE, Augmenter, _candidate_chunks, all_windows, augmented_blocks, convert_head, make_head,
-                       negative_stream, windows_at, words_in_context)
+from .verifier import BATCH_SIZE, Augmenter, augmented_blocks, convert_head, make_head, negative_stream, words_in_context
+from .verifier import negative_windows as verifier_negative_windows
 
 COPIES_PER_TAKE = 40
 """Augmented copies of each take in context (noise, room, channel, speed, context speech)."""
@@ -144,14 +144,8 @@ def negative_windows(config: EnrollConfig, vcfg, emb: SpeechEmbedding, augment: 
     from .evaluate import tflite_scorer
 
     score, _ = tflite_scorer(config.model)
-    neg = []
-    for name, audio in {"clean": stream, "augmented": augmented_blocks(stream, augment, rng)}.items():
-        embs = all_windows(emb, audio, vcfg.window, f"{name} negatives")
-        neg.append(windows_at(embs, np.arange(vcfg.window - 1, embs.shape[0], DENSE_STRIDE_CHUNKS), vcfg.window))
-        steps, probs = score(audio)
-        _, chunks = _candidate_chunks(steps, probs, vcfg)
-        neg.append(windows_at(embs, chunks[chunks < embs.shape[0]], vcfg.window))
-    return np.concatenate(neg)
+    parts = {"clean": stream, "augmented": augmented_blocks(stream, augment, rng)}
+    return np.concatenate(verifier_negative_windows(score, parts, emb, vcfg, DENSE_STRIDE_CHUNKS, "negatives"))
 
 
 def adapt_head(head_path: Path, window: int, pos: np.ndarray, neg: np.ndarray, epochs: int, seed: int):

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from edge.audio import SAMPLE_RATE, read_audio
-from edge.embedding import SpeechEmbedding, embeddings_for, mel_track
+from edge.embedding import SpeechEmbedding, chunk_windows
 from edge.errors import run_guarded
-from edge.verifier import VerifierHead, cascade_track, load_verifier
+from edge.verifier import VerifierHead, candidate_chunks, load_verifier
 
 from .enroll import EnrollConfig, adapt_head, negative_windows, take_windows
 from .evaluate import REFRACTORY_SECONDS, count_events, fire_positions, tflite_scorer
@@ -55,15 +55,8 @@ class Scorer:
     def windows(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(positions, windows) where the cascade would verify."""
         steps, probs = self.score(audio)
-        captured = []
-        positions, _ = cascade_track(steps, probs, self.config, lambda c: captured.append(c) or np.zeros(c.size))
-        chunks = captured[0] if captured else np.zeros(0, np.int64)
-        if not chunks.size:
-            return positions, np.zeros((0, self.config.window, 96), np.float32)
-        w = self.config.window
-        need = np.unique(np.concatenate([np.arange(c - w + 1, c + 1) for c in chunks]))
-        embs = dict(zip(need.tolist(), embeddings_for(self.emb, audio, need, mel_track(self.emb, audio))))
-        return positions, np.stack([np.stack([embs[k] for k in range(c - w + 1, c + 1)]) for c in chunks])
+        positions, chunks = candidate_chunks(steps, probs, self.config)
+        return positions, chunk_windows(self.emb, audio, chunks, self.config.window)
 
 
 def in_context(word: np.ndarray, context: np.ndarray, index: int) -> tuple[np.ndarray, tuple[int, int]]:

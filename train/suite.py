@@ -417,7 +417,7 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
     word = config.word or meta.get("word")
     if not word:
         raise DataError(f"{config.model}: its metadata names no word; pass --word")
-    verifier = _verifier_scorers(config) if config.verifier and "verifier" in meta else None
+    verifier = _verifier_scorers(config.model, meta["verifier"]) if config.verifier and "verifier" in meta else None
     out = config.out
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -476,26 +476,21 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
     return data
 
 
-@dataclass
+@dataclass(frozen=True)
 class VerifierScorers:
-    """What the suite needs of a model's verifier: its settings and per-stream scorers."""
+    """What the suite needs of a model's verifier: its settings, and ``chunk_scorer(audio)``
+    giving the ``score_chunk`` of one stream (one embedding model for the whole run)."""
 
     config: object
-    head: object
-    window: int
-
-    def chunk_scorer(self, audio: np.ndarray):
-        from train.verifier import verifier_scorer
-
-        return verifier_scorer(self.head, self.window)(audio)
+    chunk_scorer: Callable
 
 
-def _verifier_scorers(config: SuiteConfig) -> VerifierScorers:
+def _verifier_scorers(model: Path, block: dict) -> VerifierScorers:
     from edge.verifier import load_verifier
+    from train.verifier import verifier_scorer
 
-    meta = json.loads(config.model.with_suffix(".json").read_text())
-    head, vconfig, _ = load_verifier(config.model, meta["verifier"])
-    return VerifierScorers(vconfig, head, vconfig.window)
+    head, vconfig, _ = load_verifier(model, block)
+    return VerifierScorers(vconfig, verifier_scorer(head, vconfig.window))
 
 
 def _variant_tracks(score, verifier: VerifierScorers | None, audio: np.ndarray, stage2: bool) -> dict:
@@ -511,7 +506,7 @@ def _variant_tracks(score, verifier: VerifierScorers | None, audio: np.ndarray, 
     tracks[CASCADE] = cascade_track(steps, probs, verifier.config, score_chunk)
     if stage2:
         chunks, ends = continuous_positions(audio.size)
-        keep = chunks >= verifier.window - 1
+        keep = chunks >= verifier.config.window - 1
         tracks[STAGE2] = (ends[keep], score_chunk(chunks[keep]))
     return tracks
 

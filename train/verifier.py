@@ -30,10 +30,11 @@ from pathlib import Path
 import numpy as np
 
 from edge.audio import SAMPLE_RATE
-from edge.embedding import CHUNK_SAMPLES, EMBEDDING_DIM, SpeechEmbedding, embeddings_for, find_embedding_files, mel_track
+from edge.embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, SpeechEmbedding, chunk_windows, embeddings_for, find_embedding_files,
+                            mel_track)
 from edge.errors import DataError, run_guarded
 from edge.progress import Progress
-from edge.verifier import VERIFIER_FORMAT, VERIFIER_VERSION, VerifierConfig, VerifierHead, cascade_track
+from edge.verifier import VERIFIER_FORMAT, VERIFIER_VERSION, VerifierConfig, VerifierHead, candidate_chunks, cascade_track
 
 from .augment import make_rir_bank, normalise, reverberate, rms
 from .channel import ChannelConfig, apply_channel
@@ -219,30 +220,24 @@ def build_examples(recipe: VerifierRecipe) -> dict:
     if recipe.hard_negatives:
         pool = ClipPool.load("hard negative", list(recipe.hard_negatives), trim=True)
         hard = words_in_context(emb, pool, stream, recipe.hard_examples, config, augment, rng, "hard negatives")
-    noisy = augmented_blocks(stream, augment, rng)
-    parts = {"clean": stream, "augmented": noisy}
-    dense, mined = [], []
     score, _ = tflite_scorer(recipe.model)
+    parts = {"clean": stream, "augmented": augmented_blocks(stream, augment, rng)}
+    dense, mined = negative_windows(score, parts, emb, config, DENSE_STRIDE_CHUNKS, "real negatives")
+    return {"positives": pos, "hard": hard, "dense": dense, "mined": mined, "negative_hours": stream.size / SAMPLE_RATE / 3600}
+
+
+def negative_windows(score, parts: dict[str, np.ndarray], emb: SpeechEmbedding, config: VerifierConfig, stride: int,
+                     label: str) -> tuple[np.ndarray, np.ndarray]:
+    """What a head must reject, from negative audio (``parts``: name -> stream): windows every
+    ``stride`` chunks, and every window where stage 1 (``score``) opens a candidate on it (mined)."""
+    dense, mined = [], []
     for name, audio in parts.items():
-        embs = all_windows(emb, audio, config.window, f"{name} real negatives")
-        dense.append(windows_at(embs, np.arange(config.window - 1, embs.shape[0], DENSE_STRIDE_CHUNKS), config.window))
+        embs = all_windows(emb, audio, config.window, f"{name} {label}")
+        dense.append(windows_at(embs, np.arange(config.window - 1, embs.shape[0], stride), config.window))
         steps, probs = score(audio)
-        _, chunks = _candidate_chunks(steps, probs, config)
+        _, chunks = candidate_chunks(steps, probs, config)
         mined.append(windows_at(embs, chunks[chunks < embs.shape[0]], config.window))
-    return {"positives": pos, "hard": hard, "dense": np.concatenate(dense), "mined": np.concatenate(mined),
-            "negative_hours": stream.size / SAMPLE_RATE / 3600}
-
-
-def _candidate_chunks(steps: np.ndarray, probs: np.ndarray, config: VerifierConfig) -> tuple[np.ndarray, np.ndarray]:
-    """Where the cascade would run the verifier: (step samples, chunk indices)."""
-    captured = []
-
-    def keep(chunks: np.ndarray) -> np.ndarray:
-        captured.append(chunks)
-        return np.zeros(chunks.size)
-
-    positions, _ = cascade_track(steps, probs, config, keep)
-    return positions, (captured[0] if captured else np.zeros(0, np.int64))
+    return np.concatenate(dense), np.concatenate(mined)
 
 
 # --- the head ----------------------------------------------------------------------------------
@@ -344,15 +339,7 @@ def verifier_scorer(head: VerifierHead, window: int):
 
     def for_audio(audio: np.ndarray):
         mels = mel_track(emb, audio)
-
-        def score_chunk(chunks: np.ndarray) -> np.ndarray:
-            if not chunks.size:
-                return np.zeros(0)
-            need = np.unique(np.concatenate([np.arange(c - window + 1, c + 1) for c in chunks]))
-            embs = dict(zip(need.tolist(), embeddings_for(emb, audio, need, mels)))
-            return head.scores(np.stack([np.stack([embs[k] for k in range(c - window + 1, c + 1)]) for c in chunks]))
-
-        return score_chunk
+        return lambda chunks: head.scores(chunk_windows(emb, audio, chunks, window, mels))
 
     return for_audio
 
