@@ -125,7 +125,7 @@ class Catalog:
 
 class WakeHandler(AsyncEventHandler):
     """One client connection: its requested words, its pipeline and converter (explicit
-    state, rebuilt at ``audio-start``), and the events it answers. Every failure becomes
+    state, back at its start state at every ``audio-start``), and the events it answers. Every failure becomes
     one log line and closes only this connection."""
 
     def __init__(self, catalog: Catalog, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -134,6 +134,8 @@ class WakeHandler(AsyncEventHandler):
         self.peer = _peer(writer)
         self.names: list[str] = list(catalog.words)
         self.pipeline = None
+        self._built: tuple[tuple[str, ...], object] | None = None
+        """(words, pipeline) last built on this connection: reused, reset, at the next audio-start."""
         self.converter: StreamConverter | None = None
         self.detected = False
         self._refused = False
@@ -194,9 +196,18 @@ class WakeHandler(AsyncEventHandler):
 
     def _start(self, rate: int, width: int, channels: int) -> None:
         self.converter = StreamConverter(rate, width, channels, name=self.peer)
-        self.pipeline = self.catalog.pipeline(self.names)
+        self.pipeline = self._pipeline_for(tuple(self.names))
         self.detected = False
         LOG.info("%s: audio %d Hz, %d bytes, %d channel(s); listening for %s", self.peer, rate, width, channels, self.names)
+
+    def _pipeline_for(self, names: tuple[str, ...]):
+        """The connection's pipeline for ``names`` at its documented start state: built once
+        (models, verifiers and their embedding interpreters), then ``reset()`` at each audio-start."""
+        if self._built is not None and self._built[0] == names:
+            self._built[1].reset()
+        else:
+            self._built = (names, self.catalog.pipeline(list(names)))
+        return self._built[1]
 
     async def _chunk(self, rate: int, width: int, channels: int, audio: bytes) -> None:
         if self.converter is None:  # a client that skips audio-start: its first chunk says the format
