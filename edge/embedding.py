@@ -109,7 +109,8 @@ def find_embedding_files() -> EmbeddingFiles:
     files = EmbeddingFiles(folder, version)
     missing = [p.name for p in (files.mel, files.embedding) if not p.is_file()]
     if missing:
-        raise ModelError(f"{folder}: embedding model file(s) missing: {', '.join(missing)}")
+        raise ModelError(f"{folder}: embedding model file(s) missing: {', '.join(missing)} "
+                         "(bash scripts/fetch_embedding.sh puts them in place; or run with --no-verifier)")
     return files
 
 
