@@ -167,6 +167,12 @@ def build_metadata(weights, word: str, threshold: float, smoothing: int, refract
     )
 
 
+def portable_path(path: Path, base: Path) -> str:
+    """``path`` as metadata may carry it: relative to ``base`` (the model's folder), never the
+    build machine's absolute path (a metadata file travels to other machines)."""
+    return Path(os.path.relpath(path.resolve(), base.resolve())).as_posix()
+
+
 def write_model(path: Path, content: bytes, metadata: ModelMetadata) -> None:
     """The .tflite and its .json; the JSON records the file's sha256, which the runner checks."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -189,7 +195,7 @@ def convert(args: argparse.Namespace, log=None) -> dict:
     print(f"edge-convert: folded weights vs Keras max |dp| {fold_err:.2e}", file=log)
     extra = {
         "created_by": "edge-convert",
-        "source_model": str(args.model),
+        "source_model": portable_path(Path(args.model), Path(args.out).parent),
         "training_manifest_sha256": manifest_hash(args.data),
     }
     meta = build_metadata(weights, args.word, args.threshold, args.smoothing, args.refractory, extra)
@@ -204,7 +210,7 @@ def convert(args: argparse.Namespace, log=None) -> dict:
         write_model(float_path, float_bytes, build_metadata(weights, args.word, args.threshold, args.smoothing, args.refractory, {}))
         print(f"edge-convert: parity check over {len(check_feats)} clips", file=log)
         report = parity(model, weights, out, float_path, check_feats, check_labels, args.threshold)
-    result = {"model": str(out), "size_bytes": len(int8_bytes), "float_size_bytes": len(float_bytes), **report.to_dict()}
+    result = {"model": out.name, "size_bytes": len(int8_bytes), "float_size_bytes": len(float_bytes), **report.to_dict()}
     out.with_name(out.stem + "-parity.json").write_text(json.dumps(result, indent=1) + "\n")
     return result
 

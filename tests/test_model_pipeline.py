@@ -59,6 +59,30 @@ def test_conversion_parity_report(t):
     assert report["size_bytes"] == t.tflite.stat().st_size
 
 
+def _strings(value):
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+    elif isinstance(value, str):
+        yield value
+
+
+@pytest.mark.parametrize("kind", ["converted", "shipped"])
+def test_metadata_carries_no_absolute_path(t, kind):
+    """A model's JSON travels to other machines: no path of the build machine in it."""
+    from edge.model import default_model_path
+
+    model = t.tflite if kind == "converted" else default_model_path()
+    for name in (model.with_suffix(".json"), model.with_name(model.stem + "-parity.json")):
+        meta = json.loads(name.read_text())
+        assert not [s for s in _strings(meta) if s.startswith("/")], name
+    meta = json.loads(model.with_suffix(".json").read_text())
+    assert (model.parent / meta["source_model"]).resolve() == (t.keras if kind == "converted" else model.with_suffix(".keras")).resolve()
+
+
 def test_int8_model_has_no_float_compute(t):
     from ai_edge_litert.interpreter import Interpreter, OpResolverType
 
