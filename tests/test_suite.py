@@ -128,3 +128,28 @@ def test_readme_suite_lines(tmp_path):
     data = json.loads(done.stdout)
     languages = {v["language"] for v in data["conditions"]["clean"]["negative_sets"].values()}
     assert languages == {"en", "es", "fr", "it", "ru", "music"}
+
+
+@pytest.mark.timeout(900)
+def test_suite_candidate_threshold_trades_verifier_runs_for_recall(tmp_path):
+    """--candidate-threshold / --hold-seconds override the model's verifier settings for a
+    trade-off sweep: a stricter gate runs the verifier less often and never finds more words."""
+    runs = {}
+    for p in ("0.05", "0.9"):
+        out = tmp_path / p
+        cmd = [sys.executable, "-m", "train.evaluate", "--model", str(REPO / "models" / "activate.tflite"), "--suite", "real",
+               "--limit", "2", "--min-hours", "0", "--conditions", "clean", "--stage2-conditions", "", "--out", str(out),
+               "--candidate-threshold", p, "--hold-seconds", "0.24"]
+        done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=800)
+        assert done.returncode == 0, done.stderr[-2000:]
+        assert f"candidates at p >= {p}, held 0.24 s" in done.stdout
+        runs[p] = json.loads((out / "suite.json").read_text())
+        assert runs[p]["verifier"]["candidate_threshold"] == float(p) and runs[p]["verifier"]["hold_seconds"] == 0.24
+        assert runs[p]["verifier"]["overridden"] == ["candidate_threshold", "hold_seconds"]
+    low, high = (runs[p]["variants"]["cascade"]["clean"] for p in ("0.05", "0.9"))
+    assert high["verifications_per_hour"] < low["verifications_per_hour"]
+    for name, recall in high["candidate_recall"].items():
+        assert recall is None or recall <= low["candidate_recall"][name]
+    bad = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", str(REPO / "models" / "activate.tflite"), "--suite", "real",
+                          "--candidate-threshold", "1.5"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--candidate-threshold: must be between 0 and 1" in bad.stderr and "Traceback" not in bad.stderr

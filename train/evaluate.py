@@ -335,6 +335,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--stage2-conditions", default="clean",
                    help="with --suite and a model with a verifier: conditions where stage 2 also runs alone on every chunk "
                         "(default clean; costly: a full embedding stream)")
+    p.add_argument("--candidate-threshold", type=_open_unit, metavar="P",
+                   help="with --suite: open verifier candidates at this stage-1 probability instead of the model's (recall against cost)")
+    p.add_argument("--hold-seconds", type=_non_negative, metavar="S",
+                   help="with --suite: keep a candidate open this long instead of the model's")
     p.add_argument("--no-verifier", action="store_true", help="with --suite: score stage 1 alone even if the model has a verifier")
     p.add_argument("--positives", nargs="+", metavar="DIR", help="folders of positive clips (required without --suite)")
     p.add_argument("--negatives", nargs="+", metavar="DIR", help="folders of negative audio (required without --suite)")
@@ -358,13 +362,27 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+def _open_unit(text: str) -> float:
+    value = float(text)
+    if not 0.0 < value < 1.0:
+        raise argparse.ArgumentTypeError(f"must be between 0 and 1 (exclusive), got {text}")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    value = float(text)
+    if not value >= 0.0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"must be a number of seconds >= 0, got {text}")
+    return value
+
+
 def _suite_main(args: argparse.Namespace) -> int:
     from .suite import SuiteConfig, run_suite, table
 
     config = SuiteConfig(model=Path(args.model), out=Path(args.out), word=args.word, limit=args.limit,
                          conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()), require_hours=args.min_hours,
                          stage2_conditions=tuple(c.strip() for c in args.stage2_conditions.split(",") if c.strip()),
-                         verifier=not args.no_verifier)
+                         verifier=not args.no_verifier, candidate_threshold=args.candidate_threshold, hold_seconds=args.hold_seconds)
     code, result = run_guarded("edge-eval", run_suite, config)
     if code is not None:
         return code

@@ -26,6 +26,7 @@ the labelled dev clips (training speakers) are reported as their own set.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import sys
@@ -395,6 +396,13 @@ class SuiteConfig:
     """Conditions where stage 2 also runs alone, on every chunk (costly: a full embedding stream)."""
     verifier: bool = True
     """Score the model's verifier (cascade, stage 2 alone) when its metadata has one."""
+    candidate_threshold: float | None = None
+    """Open candidates at this stage-1 probability instead of the model's (the recall/cost trade-off)."""
+    hold_seconds: float | None = None
+    """Keep a candidate open this long instead of the model's."""
+
+    def verifier_overrides(self) -> dict:
+        return {k: v for k, v in (("candidate_threshold", self.candidate_threshold), ("hold_seconds", self.hold_seconds)) if v is not None}
 
 
 def default_paths() -> SuitePaths:
@@ -417,7 +425,7 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
     word = config.word or meta.get("word")
     if not word:
         raise DataError(f"{config.model}: its metadata names no word; pass --word")
-    verifier = _verifier_scorers(config.model, meta["verifier"]) if config.verifier and "verifier" in meta else None
+    verifier = _verifier_scorers(config.model, meta["verifier"], config.verifier_overrides()) if config.verifier and "verifier" in meta else None
     out = config.out
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -468,6 +476,8 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
     data = result.to_dict()
     data["variant"] = deployed
     data["variants"] = variants
+    if verifier is not None:
+        data["verifier"] = {**dataclasses.asdict(verifier.config), "overridden": sorted(config.verifier_overrides())}
     (out / "suite.json").write_text(json.dumps(data, indent=1) + "\n")
     plot_suite_det(out / "suite-det.png", data)
     for variant in variants:
@@ -485,11 +495,12 @@ class VerifierScorers:
     chunk_scorer: Callable
 
 
-def _verifier_scorers(model: Path, block: dict) -> VerifierScorers:
+def _verifier_scorers(model: Path, block: dict, overrides: dict | None = None) -> VerifierScorers:
     from edge.verifier import load_verifier
     from train.verifier import verifier_scorer
 
     head, vconfig, _ = load_verifier(model, block)
+    vconfig = dataclasses.replace(vconfig, **(overrides or {}))
     return VerifierScorers(vconfig, verifier_scorer(head, vconfig.window))
 
 
@@ -576,6 +587,9 @@ def table(data: dict) -> str:
 def _variant_table(data: dict, variant: str | None) -> str:
     head = f"{'condition':<11} {'positive set':<52}" + "".join(f" {'FRR@' + format(t, 'g') + 'FA/h':>12}" for t in FA_TARGETS)
     title = f"model {data['model']} (word {data['word']!r}): real voices, real negatives"
+    settings = data.get("verifier") or {}
+    if settings.get("overridden") and variant != STAGE1:
+        title += f" (verifier settings given: candidates at p >= {settings['candidate_threshold']:g}, held {settings['hold_seconds']:g} s)"
     lines = [title + (f" -- {variant}" if variant else ""), head, "-" * len(head)]
     for cond, a in data["conditions"].items():
         names = list(a["det"])
