@@ -276,6 +276,9 @@ def run(args: argparse.Namespace) -> int:
             if not from_file or args.input == "-":
                 LOG.info("listening for %s; stop with Ctrl-C", names)
             runner.run()
+            if args.input == "-":
+                LOG.info("end of input after %.1f s of audio; %d detection(s)", pipeline.samples_seen / pipeline.frontend.config.sample_rate,
+                         len(handler.detections))
             if dispatcher is not None and from_file:
                 dispatcher.wait_idle(FILE_ACTION_DRAIN_SECONDS)
     except Interrupted:

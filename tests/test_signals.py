@@ -19,6 +19,7 @@ from train import tts
 from train.workers import worker_pool
 
 from .paths import ACTIVATE, DEV, DATA, REPO
+from .procs import session_pids
 from .tiny import tiny
 
 CLIP = DEV / "coursera__1.wav"
@@ -125,21 +126,6 @@ def test_edge_run_then_tts_pool_twenty_times(tmp_path, capsys):
 # --- real commands, real signals ------------------------------------------------------------
 
 
-def _session_pids(pgid: int) -> list[int]:
-    """Live processes in process group ``pgid`` (the command and anything it started)."""
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            pids.append(int(entry.name))
-    return pids
-
-
 def _start(args: list[str], **kw) -> subprocess.Popen:
     env = dict(os.environ, PYTHONUNBUFFERED="1", TF_CPP_MIN_LOG_LEVEL="3")
     return subprocess.Popen([sys.executable, *args], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
@@ -157,9 +143,9 @@ def _wait_ready(proc: subprocess.Popen, marker: str, min_processes: int) -> list
         lines.append(line)
         if marker in line:
             break
-    while len(_session_pids(proc.pid)) < min_processes and time.monotonic() < deadline:
+    while len(session_pids(proc.pid)) < min_processes and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
-    assert len(_session_pids(proc.pid)) >= min_processes, "workers never started"
+    assert len(session_pids(proc.pid)) >= min_processes, "workers never started"
     return lines
 
 
@@ -185,9 +171,9 @@ def _assert_stopped(proc: subprocess.Popen, elapsed: float, err: str, code: int)
     print(f"stopped in {elapsed:.2f} s")
     assert elapsed < STOP_SECONDS, f"took {elapsed:.2f} s to stop"
     deadline = time.monotonic() + STOP_SECONDS
-    while _session_pids(proc.pid) and time.monotonic() < deadline:
+    while session_pids(proc.pid) and time.monotonic() < deadline:
         time.sleep(POLL_SECONDS)
-    assert _session_pids(proc.pid) == [], "orphan processes left behind"
+    assert session_pids(proc.pid) == [], "orphan processes left behind"
 
 
 SIGNALS = [pytest.param(signal.SIGINT, id="ctrl-c"), pytest.param(signal.SIGTERM, id="sigterm")]
