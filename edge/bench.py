@@ -190,6 +190,7 @@ def worker(name: str, raw: Path, model: str | None, models: int = 1) -> dict:
         hours = samples / SAMPLE_RATE / SECONDS_PER_HOUR
         extra["verifications_per_hour"] = round(sum(c.verifications for c in cascades) / hours, 1)
         extra["embeddings_per_hour"] = round(sum(c.stream.computed for c in cascades) / hours, 1)
+        extra["candidate_threshold"] = cascades[0].config.candidate_threshold
     return {
         **extra,
         "engine": engine_label(name, models),

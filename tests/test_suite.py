@@ -150,6 +150,52 @@ def test_suite_candidate_threshold_trades_verifier_runs_for_recall(tmp_path):
     assert high["verifications_per_hour"] < low["verifications_per_hour"]
     for name, recall in high["candidate_recall"].items():
         assert recall is None or recall <= low["candidate_recall"][name]
+    _tradeoff_of(tmp_path, runs)
     bad = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", str(REPO / "models" / "activate.tflite"), "--suite", "real",
                           "--candidate-threshold", "1.5"], cwd=REPO, capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "--candidate-threshold: must be between 0 and 1" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def _tradeoff_of(tmp_path, runs):
+    """train.tradeoff on those two suite runs and real edge-bench runs of the model gated the same."""
+    from .shipped import shipped_model_as
+
+    benches = []
+    for p in runs:
+        folder = tmp_path / f"gated-{p}"
+        folder.mkdir()
+        model = shipped_model_as("activate", folder)
+        meta = json.loads(model.with_suffix(".json").read_text())
+        meta["verifier"]["candidate_threshold"] = float(p)
+        model.with_suffix(".json").write_text(json.dumps(meta))
+        bench = subprocess.run([sys.executable, "-m", "edge.bench", "--model", str(model), "--seconds", "20", "--engines", "trigger-edge",
+                                "pymicro-wakeword", "--models", "1", "--json"], cwd=REPO, capture_output=True, text=True, timeout=600)
+        assert bench.returncode == 0, bench.stderr[-2000:]
+        benches.append(tmp_path / f"bench-{p}.json")
+        benches[-1].write_text(bench.stdout)
+        assert json.loads(bench.stdout)[0]["candidate_threshold"] == float(p)
+    plot = tmp_path / "tradeoff.png"
+    done = subprocess.run([sys.executable, "-m", "train.tradeoff", "--suite", *(str(tmp_path / p) for p in runs), "--bench", *map(str, benches),
+                           "--out", str(plot), "--json"], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    points = {pt["gate"]: pt for pt in json.loads(done.stdout)}
+    assert sorted(points) == [0.05, 0.9]
+    for p, data in runs.items():
+        clean = data["variants"]["cascade"]["clean"]
+        pt = points[float(p)]
+        assert pt["verifications_per_hour"] == clean["verifications_per_hour"]
+        for target, row in clean["targets"].items():
+            if row is None:
+                assert pt["frr"][target] is None
+            else:  # every word of every set, pooled
+                missed = sum(round(row["frr"][k] * n) for k, n in row["words"].items())
+                assert pt["frr"][target] == pytest.approx(missed / sum(row["words"].values()))
+        bench = json.loads((tmp_path / f"bench-{p}.json").read_text())
+        assert pt["rtf"] == bench[0]["rtf"] and pt["peer_rtf"] == bench[1]["rtf"]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    table = subprocess.run([sys.executable, "-m", "train.tradeoff", "--suite", str(tmp_path / "0.05")], cwd=REPO, capture_output=True,
+                           text=True, timeout=300)
+    assert table.returncode == 0 and table.stdout.splitlines()[3].split()[0] == "0.05", table.stdout
+    wrong = subprocess.run([sys.executable, "-m", "train.tradeoff", "--suite", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
+                           timeout=300)
+    assert wrong.returncode == 2 and "not a suite run" in wrong.stderr and "Traceback" not in wrong.stderr
