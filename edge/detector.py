@@ -15,6 +15,9 @@ from .audio import SAMPLE_RATE
 MAX_SMOOTHING_STEPS = 1000
 """40 s of steps: more is a typo, and a huge value would not fit a window."""
 MAX_REFRACTORY_SECONDS = 3600.0
+SCORE_DIGITS = 6
+"""Decimals of a score in a JSON line: enough that a harness sweeping thresholds on the
+output sees the scores the detector compared (4 decimals merged everything above 0.99995)."""
 
 
 @dataclass(frozen=True)
@@ -33,7 +36,7 @@ class Detection:
         return self.sample / self.sample_rate
 
     def to_dict(self) -> dict:
-        return {"time": round(self.seconds, 3), "sample": self.sample, "score": round(self.score, 4), "model": self.model}
+        return {"time": round(self.seconds, 3), "sample": self.sample, "score": round(self.score, SCORE_DIGITS), "model": self.model}
 
 
 @dataclass(frozen=True)

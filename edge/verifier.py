@@ -4,7 +4,7 @@ The step model (stage 1) runs on every 40 ms step at a low *candidate* threshold
 is above that threshold, and for ``hold_seconds`` after, the verifier scores each new 80 ms
 chunk: the last ``window`` speech embeddings (``edge.embedding``, pretrained on a large
 amount of real speech) go through a small int8 head trained for the word, which gives a
-logit; its sigmoid is the verifier's score, and a detection needs that score to reach the
+logit; its sigmoid (of the logit times ``score_scale``) is the verifier's score, and a detection needs that score to reach the
 verifier's threshold. Embeddings are computed only while a candidate is open, and cached,
 so nearby candidates share them.
 
@@ -13,7 +13,7 @@ versioned file that names both stages)::
 
     "verifier": {"format": "trigger-edge-verifier", "version": 1, "head": "activate-verifier.tflite",
                  "head_sha256": "...", "window": 16, "candidate_threshold": 0.1, "hold_seconds": 0.48,
-                 "threshold": 0.9, "embedding": {"package": "pyopen-wakeword", "version": "1.1.0", ...}}
+                 "threshold": 0.9, "score_scale": 0.5, "embedding": {"package": "pyopen-wakeword", "version": "1.1.0", ...}}
 
 ``Cascade`` is the stream object (stage-1 probabilities in, verifier scores out);
 ``cascade_track`` computes the same scores from whole-clip arrays, and a test checks both
@@ -55,6 +55,11 @@ class VerifierConfig:
     """A candidate stays open this long after stage 1 last reached the candidate threshold."""
     window: int = 16
     """Embeddings (80 ms each) the head reads."""
+    score_scale: float = 1.0
+    """The score is sigmoid(score_scale x logit). Set at training so that confident words and
+    the loudest false accepts keep distinct scores below 1 (a head's logits reach +-30: its
+    plain sigmoid would round them all to 1.0, leaving no threshold between them). A
+    monotonic map: decisions depend only on the logit against the threshold's logit."""
 
     def __post_init__(self) -> None:
         for name in ("candidate_threshold", "threshold"):
@@ -63,6 +68,8 @@ class VerifierConfig:
                 raise ValueError(f"verifier {name.replace('_', ' ')} must be between 0 and 1, got {value}")
         if self.hold_seconds < 0 or self.window < 1:
             raise ValueError(f"verifier hold must be >= 0 s and window >= 1, got {self.hold_seconds}, {self.window}")
+        if not 0.0 < self.score_scale < math.inf:
+            raise ValueError(f"verifier score scale must be a positive number, got {self.score_scale}")
 
     @property
     def hold_samples(self) -> int:
@@ -89,7 +96,8 @@ class VerifierSpec:
             raise ModelError(f"{source}: version {block.get('version')} not supported (need {VERIFIER_VERSION})")
         try:
             config = VerifierConfig(candidate_threshold=float(block["candidate_threshold"]), threshold=float(block["threshold"]),
-                                    hold_seconds=float(block["hold_seconds"]), window=int(block["window"]))
+                                    hold_seconds=float(block["hold_seconds"]), window=int(block["window"]),
+                                    score_scale=float(block.get("score_scale", 1.0)))
             return cls(model_path.parent / str(block["head"]), str(block["head_sha256"]), config, dict(block["embedding"]))
         except (KeyError, TypeError, ValueError, OverflowError) as exc:
             raise ModelError(f"{source}: incomplete or invalid ({exc})") from None
@@ -98,9 +106,11 @@ class VerifierSpec:
 class VerifierHead:
     """The int8 head: (window, EMBEDDING_DIM) embeddings in, one logit out."""
 
-    def __init__(self, path: Path, sha256: str | None = None, window: int | None = None, num_threads: int = 1) -> None:
+    def __init__(self, path: Path, sha256: str | None = None, window: int | None = None, num_threads: int = 1,
+                 score_scale: float = 1.0) -> None:
         from .model import interpreter_class, read_model_bytes
 
+        self.score_scale = score_scale
         if not path.is_file():
             raise ModelError(f"{path}: verifier head not found (the model's metadata names it in verifier.head)")
         content = read_model_bytes(path)
@@ -125,7 +135,7 @@ class VerifierHead:
         return float(self._interp.get_tensor(self._out).reshape(-1)[0])
 
     def score(self, embeddings: np.ndarray) -> float:
-        return sigmoid(self.logit(embeddings))
+        return sigmoid(self.score_scale * self.logit(embeddings))
 
     def scores(self, windows: np.ndarray) -> np.ndarray:
         """Scores of many windows (n, window, EMBEDDING_DIM), one call each (as on the device)."""
@@ -234,7 +244,7 @@ def load_verifier(model_path: Path, block: dict, files: EmbeddingFiles | None = 
     spec = VerifierSpec.from_metadata(block, model_path)
     files = files or find_embedding_files()
     files.check(spec.embedding, str(model_path.with_suffix(".json")))
-    head = VerifierHead(spec.head, spec.head_sha256, spec.config.window)
+    head = VerifierHead(spec.head, spec.head_sha256, spec.config.window, score_scale=spec.config.score_scale)
     return head, spec.config, SpeechEmbedding(files)
 
 

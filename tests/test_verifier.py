@@ -139,6 +139,28 @@ def test_edge_verifier_writes_one_versioned_metadata_file(toy):
     assert "ready: threshold" in log
     head = VerifierHead(model.parent / block["head"], block["head_sha256"], WINDOW)
     assert head.window == WINDOW
+    # the score scale keeps scores below 1: the parity windows' 99th-percentile |logit| maps to 8
+    p99 = block["training"]["parity"]["abs_logit_p99"]
+    assert block["score_scale"] == round(min(1.0, 8.0 / p99), 6) and 0 < block["score_scale"] <= 1
+
+
+def test_the_score_is_the_sigmoid_of_the_scaled_logit(toy):
+    from edge.verifier import load_verifier, sigmoid
+
+    model, _ = toy
+    block = dict(json.loads(model.with_suffix(".json").read_text())["verifier"], score_scale=0.25)
+    head, config, _ = load_verifier(model, block)
+    assert config.score_scale == 0.25 and head.score_scale == 0.25
+    windows = np.random.default_rng(3).normal(0, 1, (5, WINDOW, EMBEDDING_DIM)).astype(np.float32)
+    for w in windows:
+        assert head.score(w) == sigmoid(0.25 * head.logit(w))
+    # a block from before the scale (the shipped model's) keeps the plain sigmoid
+    del block["score_scale"]
+    head, config, _ = load_verifier(model, block)
+    assert config.score_scale == 1.0 and head.score(windows[0]) == sigmoid(head.logit(windows[0]))
+    for bad in (0, -1, "inf", "x"):
+        with pytest.raises(ModelError, match="incomplete or invalid"):
+            load_verifier(model, dict(block, score_scale=bad))
 
 
 def test_rerun_resumes_from_the_examples(toy):

@@ -145,7 +145,7 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
         work.mkdir(parents=True, exist_ok=True)
         keras_head.save(work / "head.keras")
         convert_head(work / "head.keras", {"positives": pos, "dense": neg, "mined": neg}, work / "head.tflite")
-        adapted = VerifierHead(work / "head.tflite", window=scorer.config.window)
+        adapted = VerifierHead(work / "head.tflite", window=scorer.config.window, score_scale=scorer.config.score_scale)
         after = detected(adapted, threshold, positions, windows, where)
         row = {"who": who, "takes": len(takes), "before": before, "after": after, "fa_per_hour_after": round(fa_per_hour(adapted), 3)}
         rows.append(row)

@@ -73,6 +73,11 @@ REPRESENTATIVE_WINDOWS = 1000
 REPRESENTATIVE_SEED = 12
 THRESHOLD_DIGITS = 6
 MAX_THRESHOLD = 0.999999
+SCORE_LOGIT_AT_P99 = 8.0
+"""``score_scale`` maps the 99th percentile of the head's |logit| (Keras, on the parity
+windows) to this scaled logit: sigmoid(8) = 0.99966, so scores spread below 1 where
+thresholds are set, and no threshold is capped at MAX_THRESHOLD (logit 13.8) below the
+loudest false accepts."""
 TF_LOG_LEVEL = "2"
 
 
@@ -326,7 +331,8 @@ def convert_head(keras_path: Path, examples: dict, out: Path) -> dict:
     if typical > PARITY_MAX_RELATIVE_ERROR * max(spread, 1.0):
         raise DataError(f"int8 verifier head differs from Keras by {typical:.3f} in logit ({PARITY_PERCENTILE:g}th percentile) "
                         f"over a range of {spread:.1f} (limit {PARITY_MAX_RELATIVE_ERROR:.0%})")
-    return {"windows": int(check.shape[0]), "max_logit_error": round(error, 4), f"p{PARITY_PERCENTILE:g}_logit_error": round(typical, 4),
+    return {"windows": int(check.shape[0]), "abs_logit_p99": round(float(np.percentile(np.abs(want), PARITY_PERCENTILE)), 4) if check.size else 0.0,
+            "max_logit_error": round(error, 4), f"p{PARITY_PERCENTILE:g}_logit_error": round(typical, 4),
             "logit_range": round(spread, 2), "decision_agreement": round(agree, 4)}
 
 
@@ -363,14 +369,14 @@ def calibrate(recipe: VerifierRecipe, head: VerifierHead) -> dict:
             "target_fa_per_hour": recipe.target_fa_per_hour}
 
 
-def write_metadata(recipe: VerifierRecipe, calibration: dict, training: dict) -> dict:
+def write_metadata(recipe: VerifierRecipe, calibration: dict, training: dict, score_scale: float) -> dict:
     meta_file = recipe.model.with_suffix(".json")
     meta = json.loads(meta_file.read_text())
     meta["verifier"] = {
         "format": VERIFIER_FORMAT, "version": VERIFIER_VERSION, "head": recipe.head_path.name,
         "head_sha256": hashlib.sha256(recipe.head_path.read_bytes()).hexdigest(), "window": recipe.window,
         "candidate_threshold": recipe.candidate_threshold, "hold_seconds": recipe.hold_seconds,
-        "threshold": calibration["threshold"], "embedding": find_embedding_files().describe(),
+        "threshold": calibration["threshold"], "score_scale": score_scale, "embedding": find_embedding_files().describe(),
         "calibration": calibration, "training": training,
     }
     tmp = meta_file.with_name(meta_file.name + ".tmp")
@@ -398,9 +404,16 @@ def run(recipe: VerifierRecipe) -> dict:
     training = json.loads(stats_file.read_text())
     training["parity"] = convert_head(head_keras, examples, recipe.head_path)
     (recipe.out / PARITY_FILE).write_text(json.dumps(training["parity"], indent=1))
-    head = VerifierHead(recipe.head_path, window=recipe.window)
+    scale = score_scale_for(training["parity"]["abs_logit_p99"])
+    head = VerifierHead(recipe.head_path, window=recipe.window, score_scale=scale)
     calibration = calibrate(recipe, head) if recipe.calibration else {"threshold": 0.5, "note": "no held-out audio given"}
-    return write_metadata(recipe, calibration, training)
+    return write_metadata(recipe, calibration, training, scale)
+
+
+def score_scale_for(abs_logit_p99: float) -> float:
+    """The head's ``score_scale`` (see ``SCORE_LOGIT_AT_P99``); never above 1 (a head with
+    small logits keeps its plain sigmoid)."""
+    return round(min(1.0, SCORE_LOGIT_AT_P99 / abs_logit_p99), 6) if abs_logit_p99 > 0 else 1.0
 
 
 # --- command line ------------------------------------------------------------------------------
