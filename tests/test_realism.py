@@ -219,6 +219,20 @@ def test_edge_word_threshold_keeps_firings_at_the_target_rate():
     assert fire_positions(steps, probs, none, refractory).size == 0 and none > 0.99
 
 
+def test_stored_thresholds_round_up_so_the_firing_they_exclude_stays_out():
+    from train.evaluate import fire_positions
+    from train.word import round_up, threshold_for
+
+    steps = np.arange(1, 101) * 640
+    probs = np.full(100, 0.1)
+    probs[50] = 0.9876544  # to the nearest 6 decimals, just above it is 0.987654: below it, so it would fire
+    t = threshold_for(steps, probs, 1.0, 0.5, 2 * SAMPLE_RATE)
+    assert round(t, 6) == 0.987654 and fire_positions(steps, probs, round(t, 6), 2 * SAMPLE_RATE).size == 1
+    stored = round_up(t, 6, 0.999999)
+    assert stored == 0.987655 and fire_positions(steps, probs, stored, 2 * SAMPLE_RATE).size == 0
+    assert round_up(0.5, 6, 0.999999) == 0.5 and round_up(0.99999991, 6, 0.999999) == 0.999999
+
+
 def test_edge_word_plan_resumes_from_markers(tmp_path):
     from train.word import STEPS_DIR, steps
 

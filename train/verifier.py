@@ -351,7 +351,7 @@ def verifier_scorer(head: VerifierHead, window: int):
 
 
 def calibrate(recipe: VerifierRecipe, head: VerifierHead) -> dict:
-    from .word import threshold_for
+    from .word import round_up, threshold_for
 
     rng = np.random.default_rng(recipe.seed + 1)
     stream = negative_stream(recipe.calibration, float("inf"), rng)
@@ -361,11 +361,11 @@ def calibrate(recipe: VerifierRecipe, head: VerifierHead) -> dict:
     steps, probs = score(stream)
     positions, scores = cascade_track(steps, probs, recipe.config, verifier_scorer(head, recipe.window)(stream))
     ref = int(recipe.refractory * SAMPLE_RATE)
-    threshold = min(threshold_for(positions, scores, hours, recipe.target_fa_per_hour, ref), MAX_THRESHOLD)
-    return {"threshold": round(threshold, THRESHOLD_DIGITS), "negative_hours": round(hours, 3),
+    threshold = round_up(threshold_for(positions, scores, hours, recipe.target_fa_per_hour, ref), THRESHOLD_DIGITS, MAX_THRESHOLD)
+    return {"threshold": threshold, "negative_hours": round(hours, 3),
             "verifications_per_hour": round(positions.size / hours, 1) if hours else None,
             "candidates_per_hour": round(fire_positions(steps, probs, recipe.candidate_threshold, ref).size / hours, 1) if hours else None,
-            "firings_at_threshold": int(fire_positions(positions, scores, round(threshold, THRESHOLD_DIGITS), ref).size),
+            "firings_at_threshold": int(fire_positions(positions, scores, threshold, ref).size),
             "target_fa_per_hour": recipe.target_fa_per_hour}
 
 

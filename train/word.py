@@ -41,6 +41,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import subprocess
 import sys
@@ -318,6 +319,13 @@ def threshold_for(step_samples: np.ndarray, probs: np.ndarray, hours: float, tar
     return float(min(np.nextafter(candidates[min(low, candidates.size - 1)], 1.0), MAX_THRESHOLD))
 
 
+def round_up(threshold: float, digits: int, cap: float) -> float:
+    """``threshold`` to ``digits`` decimals, rounded up (to nearest could land below the
+    score it had to stay above, and fire there), at most ``cap``."""
+    scale = 10 ** digits
+    return min(math.ceil(threshold * scale - 1e-9) / scale, cap)
+
+
 def calibrate(model_path: Path, negatives: list[str], target_fa_per_hour: float, refractory: float) -> dict:
     """Set the model's metadata threshold for ``target_fa_per_hour`` on real audio it never saw."""
     from edge.model import metadata_path
@@ -331,7 +339,7 @@ def calibrate(model_path: Path, negatives: list[str], target_fa_per_hour: float,
     threshold = threshold_for(step_samples, probs, hours, target_fa_per_hour, refractory_samples)
     meta_file = metadata_path(Path(model_path))
     meta = json.loads(meta_file.read_text())
-    meta["detector"]["threshold"] = round(threshold, THRESHOLD_DIGITS)
+    meta["detector"]["threshold"] = round_up(threshold, THRESHOLD_DIGITS, MAX_THRESHOLD)
     meta["calibration"] = {"target_fa_per_hour": target_fa_per_hour, "negative_hours": round(hours, 3),
                            "firings_at_threshold": int(fire_positions(step_samples, probs, meta["detector"]["threshold"],
                                                                       refractory_samples).size),
