@@ -462,5 +462,6 @@ def test_edge_word_line_runs_at_toy_scale_and_resumes(workdir):
     block = meta["verifier"]  # the cascade: one metadata file names both stages
     assert block["format"] == "trigger-edge-verifier" and (model.parent / block["head"]).is_file()
     assert block["calibration"]["negative_hours"] > MIN_HELD_OUT_HOURS
+    assert {meta["calibration"]["method"], block["calibration"]["method"]} <= {"count", "tail"}  # how each threshold was set
     again = run_to_end(line, cwd, env)  # everything done: every step skipped
     assert again.returncode == 0 and again.stderr.count("done before, skipped") == 8

@@ -202,31 +202,83 @@ def test_fit_and_holdout_cut_the_training_half_only():
     assert 0.2 < held < 0.4  # HOLDOUT_PERCENT = 30
 
 
-def test_edge_word_threshold_keeps_firings_at_the_target_rate():
+def test_counted_threshold_keeps_firings_at_the_allowed_count():
+    from train.calibration import CALIBRATE_THRESHOLD, counted_threshold
     from train.evaluate import fire_positions
-    from train.word import CALIBRATE_THRESHOLD, threshold_for
 
     steps = np.arange(1, 1001) * 640  # 40 ms steps
     probs = np.full(1000, 0.1)
     probs[[100, 101, 102]] = [0.5, 0.99, 0.6]  # one event: its peak counts, not where it first crossed
     probs[[400, 700, 900]] = [0.95, 0.9, 0.8]
     refractory = 2 * SAMPLE_RATE
-    t = threshold_for(steps, probs, hours=4.0, target_fa_per_hour=0.5, refractory_samples=refractory)  # 2 allowed
+    t = counted_threshold(steps, probs, 2, refractory, 0.999999)
     assert 0.9 < t <= np.nextafter(0.9, 1.0)
     assert fire_positions(steps, probs, t, refractory).size == 2
-    assert threshold_for(steps, probs, 20.0, 0.5, refractory) == CALIBRATE_THRESHOLD  # 10 allowed, 4 events
-    none = threshold_for(steps, probs, 1.0, 0.5, refractory)
+    assert counted_threshold(steps, probs, 10, refractory, 0.999999) == CALIBRATE_THRESHOLD  # 10 allowed, 4 events
+    none = counted_threshold(steps, probs, 0, refractory, 0.999999)
     assert fire_positions(steps, probs, none, refractory).size == 0 and none > 0.99
+
+
+def _events(logits: np.ndarray, spacing_steps: int = 100) -> tuple[np.ndarray, np.ndarray]:
+    """A stream of 40 ms steps at 0.01 with one isolated event per logit."""
+    probs = np.full(logits.size * spacing_steps + spacing_steps, 0.01)
+    probs[np.arange(1, logits.size + 1) * spacing_steps] = 1.0 / (1.0 + np.exp(-logits))
+    return np.arange(1, probs.size + 1) * 640, probs
+
+
+def test_few_allowed_firings_take_the_threshold_from_the_fitted_tail():
+    from train.calibration import COUNTED_EVENTS, TAIL_EVENTS, calibrate_threshold, logit
+
+    rng = np.random.default_rng(3)
+    z = np.sort(2.0 + rng.exponential(1.5, 40))[::-1]
+    steps, probs = _events(rng.permutation(z))
+    refractory = 2 * SAMPLE_RATE
+    # 1.5 h at 0.5 FA/h allows no firing: counting would sit just above the loudest one event
+    found = calibrate_threshold(steps, probs, 1.5, 0.5, refractory, 0.999999)
+    top = z[:TAIL_EVENTS]
+    expected = top[-1] + np.mean(top[:-1] - top[-1]) * np.log(TAIL_EVENTS / (0.5 * 1.5))
+    assert found.method == "tail" and found.events == 40
+    assert abs(float(logit(found.threshold)) - expected) < 1e-9
+    # enough firings allowed: counted, exactly as many as allowed
+    many = calibrate_threshold(steps, probs, 2.0 * COUNTED_EVENTS, 1.0, refractory, 0.999999)
+    assert many.method == "count" and z[COUNTED_EVENTS * 2] < float(logit(many.threshold)) <= z[COUNTED_EVENTS * 2 - 1] + 1e-6
+
+
+def test_tail_threshold_stays_above_a_tied_int8_top_level():
+    from train.calibration import calibrate_threshold
+    from train.evaluate import fire_positions
+
+    steps, probs = _events(np.full(12, 4.0))  # an int8 output: the loudest events all at one value
+    found = calibrate_threshold(steps, probs, 1.0, 0.5, 2 * SAMPLE_RATE, 0.999999)
+    assert found.threshold > probs.max() and fire_positions(steps, probs, found.threshold, 2 * SAMPLE_RATE).size == 0
+
+
+def test_tail_estimate_lands_nearer_the_target_rate_than_counting():
+    """False accepts as a Poisson process whose rate above logit z is known (exponential
+    tail): over many 1.5 h held-out draws, the tail's threshold has a true rate nearer
+    0.5 FA/h than counting's (which allows no firing and sits above the loudest)."""
+    from train.calibration import calibrate_threshold, counted_threshold, logit
+
+    rate_at_zero, beta, hours, target = 40.0, 1.2, 1.5, 0.5  # events/h above logit 0, tail scale
+    true_rate = lambda t: rate_at_zero * np.exp(-float(logit(t)) / beta)
+    errors = {"count": [], "tail": []}
+    rng = np.random.default_rng(8)
+    for _ in range(150):
+        z = rng.exponential(beta, rng.poisson(rate_at_zero * hours))
+        steps, probs = _events(z)
+        errors["count"].append(abs(np.log(true_rate(counted_threshold(steps, probs, 0, 2 * SAMPLE_RATE, 1 - 1e-12)) / target)))
+        errors["tail"].append(abs(np.log(true_rate(calibrate_threshold(steps, probs, hours, target, 2 * SAMPLE_RATE, 1 - 1e-12).threshold) / target)))
+    assert np.median(errors["tail"]) < np.median(errors["count"])
 
 
 def test_stored_thresholds_round_up_so_the_firing_they_exclude_stays_out():
     from train.evaluate import fire_positions
-    from train.word import round_up, threshold_for
+    from train.calibration import counted_threshold, round_up
 
     steps = np.arange(1, 101) * 640
     probs = np.full(100, 0.1)
     probs[50] = 0.9876544  # to the nearest 6 decimals, just above it is 0.987654: below it, so it would fire
-    t = threshold_for(steps, probs, 1.0, 0.5, 2 * SAMPLE_RATE)
+    t = counted_threshold(steps, probs, 0, 2 * SAMPLE_RATE, 0.999999)
     assert round(t, 6) == 0.987654 and fire_positions(steps, probs, round(t, 6), 2 * SAMPLE_RATE).size == 1
     stored = round_up(t, 6, 0.999999)
     assert stored == 0.987655 and fire_positions(steps, probs, stored, 2 * SAMPLE_RATE).size == 0

@@ -37,6 +37,7 @@ from edge.progress import Progress
 from edge.verifier import VERIFIER_FORMAT, VERIFIER_VERSION, VerifierConfig, VerifierHead, candidate_chunks, cascade_track
 
 from .augment import make_rir_bank, normalise, reverberate, rms
+from .calibration import calibrate_threshold, round_up
 from .channel import ChannelConfig, apply_channel
 from .evaluate import fire_positions, tflite_scorer
 from .sources import ClipPool
@@ -351,8 +352,6 @@ def verifier_scorer(head: VerifierHead, window: int):
 
 
 def calibrate(recipe: VerifierRecipe, head: VerifierHead) -> dict:
-    from .word import round_up, threshold_for
-
     rng = np.random.default_rng(recipe.seed + 1)
     stream = negative_stream(recipe.calibration, float("inf"), rng)
     hours = stream.size / SAMPLE_RATE / 3600
@@ -361,8 +360,9 @@ def calibrate(recipe: VerifierRecipe, head: VerifierHead) -> dict:
     steps, probs = score(stream)
     positions, scores = cascade_track(steps, probs, recipe.config, verifier_scorer(head, recipe.window)(stream))
     ref = int(recipe.refractory * SAMPLE_RATE)
-    threshold = round_up(threshold_for(positions, scores, hours, recipe.target_fa_per_hour, ref), THRESHOLD_DIGITS, MAX_THRESHOLD)
-    return {"threshold": threshold, "negative_hours": round(hours, 3),
+    found = calibrate_threshold(positions, scores, hours, recipe.target_fa_per_hour, ref, MAX_THRESHOLD)
+    threshold = round_up(found.threshold, THRESHOLD_DIGITS, MAX_THRESHOLD)
+    return {"threshold": threshold, "negative_hours": round(hours, 3), "method": found.method, "events": found.events,
             "verifications_per_hour": round(positions.size / hours, 1) if hours else None,
             "candidates_per_hour": round(fire_positions(steps, probs, recipe.candidate_threshold, ref).size / hours, 1) if hours else None,
             "firings_at_threshold": int(fire_positions(positions, scores, threshold, ref).size),

@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import subprocess
 import sys
@@ -55,6 +54,7 @@ from edge.audio import SAMPLE_RATE
 from edge.errors import DataError, run_guarded
 from edge.helpformat import HelpFormatter
 
+from .calibration import calibrate_threshold, round_up
 from .evaluate import fire_positions, tflite_scorer
 from .sources import ClipPool, in_split, list_audio
 from .suite import ACTIVATE_TRAIN_PATTERN, GAP_SECONDS, LANGUAGE_SETS, MUSIC_SETS, WUW_KEYWORDS, default_paths, known_words
@@ -67,7 +67,6 @@ REAL_POSITIVE_SHARE = 0.15
 MINED_SHARE = 0.3
 TUNE_LR = 3e-4
 TUNE_COUNT_SHARE = 0.5
-CALIBRATE_THRESHOLD = 0.3
 MAX_THRESHOLD = 0.999999
 THRESHOLD_DIGITS = 7
 ROUND1_CONDITIONS = "clean"
@@ -297,35 +296,6 @@ def negative_stream(negatives: list[str]) -> np.ndarray:
     return np.concatenate([part for clip in pool.clips for part in (np.asarray(clip, np.int16), gap)])
 
 
-def threshold_for(step_samples: np.ndarray, probs: np.ndarray, hours: float, target_fa_per_hour: float,
-                  refractory_samples: int) -> float:
-    """The lowest threshold at which the device's detector fires at most ``target`` times per hour.
-
-    Firings only drop as the threshold rises, so a binary search over the distinct step
-    scores above ``CALIBRATE_THRESHOLD`` finds it; none needed: ``CALIBRATE_THRESHOLD``.
-    """
-    allowed = int(target_fa_per_hour * hours)
-    candidates = np.unique(probs[probs >= CALIBRATE_THRESHOLD])
-    if fire_positions(step_samples, probs, CALIBRATE_THRESHOLD, refractory_samples).size <= allowed:
-        return CALIBRATE_THRESHOLD
-    low, high = 0, candidates.size  # the answer: just above candidates[i-1] for the smallest i that fits
-    while low < high:
-        mid = (low + high) // 2
-        above = np.nextafter(candidates[mid], 1.0)
-        if fire_positions(step_samples, probs, above, refractory_samples).size <= allowed:
-            high = mid
-        else:
-            low = mid + 1
-    return float(min(np.nextafter(candidates[min(low, candidates.size - 1)], 1.0), MAX_THRESHOLD))
-
-
-def round_up(threshold: float, digits: int, cap: float) -> float:
-    """``threshold`` to ``digits`` decimals, rounded up (to nearest could land below the
-    score it had to stay above, and fire there), at most ``cap``."""
-    scale = 10 ** digits
-    return min(math.ceil(threshold * scale - 1e-9) / scale, cap)
-
-
 def calibrate(model_path: Path, negatives: list[str], target_fa_per_hour: float, refractory: float) -> dict:
     """Set the model's metadata threshold for ``target_fa_per_hour`` on real audio it never saw."""
     from edge.model import metadata_path
@@ -336,11 +306,12 @@ def calibrate(model_path: Path, negatives: list[str], target_fa_per_hour: float,
     score, _ = tflite_scorer(Path(model_path))
     step_samples, probs = score(stream)
     refractory_samples = int(refractory * SAMPLE_RATE)
-    threshold = threshold_for(step_samples, probs, hours, target_fa_per_hour, refractory_samples)
+    found = calibrate_threshold(step_samples, probs, hours, target_fa_per_hour, refractory_samples, MAX_THRESHOLD)
     meta_file = metadata_path(Path(model_path))
     meta = json.loads(meta_file.read_text())
-    meta["detector"]["threshold"] = round_up(threshold, THRESHOLD_DIGITS, MAX_THRESHOLD)
+    meta["detector"]["threshold"] = round_up(found.threshold, THRESHOLD_DIGITS, MAX_THRESHOLD)
     meta["calibration"] = {"target_fa_per_hour": target_fa_per_hour, "negative_hours": round(hours, 3),
+                           "method": found.method, "events": found.events,
                            "firings_at_threshold": int(fire_positions(step_samples, probs, meta["detector"]["threshold"],
                                                                       refractory_samples).size),
                            "audio": "held-out part of the training halves, never trained or mined on (train.word.calibration_negatives)"}
