@@ -227,7 +227,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--smoothing", type=int, default=1, help="recommended smoothing (steps), recorded in the metadata")
     p.add_argument("--refractory", type=float, default=2.0, help="recommended refractory period (s), recorded in the metadata")
     args = p.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    from train.quiet_tf import quiet_tensorflow
+
+    quiet_tensorflow()
     code, result = run_guarded("edge-convert", convert, args)
     if code is not None:
         return code

@@ -111,4 +111,7 @@ def to_tflite(weights: StepWeights, representative: Iterable[dict[str, np.ndarra
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
         converter.inference_input_type = tf.float32
         converter.inference_output_type = tf.float32
-    return converter.convert()
+    from train.quiet_tf import converting
+
+    with converting():
+        return converter.convert()

@@ -29,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import ModelError
+from .native import quiet
 
 EMBEDDING_PACKAGE = "pyopen-wakeword"
 EMBEDDING_PACKAGE_VERSION = "1.1.0"
@@ -133,13 +134,15 @@ class SpeechEmbedding:
     def _resize_mel(self, batch: int) -> None:
         if batch != self._mel_batch:
             self._mel.resize_tensor_input(self._mel.get_input_details()[0]["index"], [batch, MEL_WINDOW_SAMPLES])
-            self._mel.allocate_tensors()
+            with quiet():  # the XNNPACK delegate is applied (and announced) here (edge.native)
+                self._mel.allocate_tensors()
             self._mel_batch = batch
 
     def _resize_emb(self, batch: int) -> None:
         if batch != self._emb_batch:
             self._emb.resize_tensor_input(self._emb.get_input_details()[0]["index"], [batch, EMBEDDING_MEL_FRAMES, MEL_BANDS, 1])
-            self._emb.allocate_tensors()
+            with quiet():
+                self._emb.allocate_tensors()
             self._emb_batch = batch
 
     def mel_windows(self, windows: np.ndarray) -> np.ndarray:

@@ -32,6 +32,7 @@ import numpy as np
 from .embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, EmbeddingFiles, EmbeddingStream, SpeechEmbedding, chunk_end_sample,
                         find_embedding_files)
 from .errors import ModelError
+from .native import quiet
 
 VERIFIER_FORMAT = "trigger-edge-verifier"
 VERIFIER_VERSION = 1
@@ -118,8 +119,9 @@ class VerifierHead:
             raise ModelError(f"{path}: verifier head does not match the sha256 in its metadata (replaced or damaged file)")
         cls, _ = interpreter_class()
         try:
-            self._interp = cls(model_content=content, num_threads=num_threads)
-            self._interp.allocate_tensors()
+            with quiet():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate" (edge.native)
+                self._interp = cls(model_content=content, num_threads=num_threads)
+                self._interp.allocate_tensors()
         except (ValueError, RuntimeError) as exc:
             raise ModelError(f"{path}: corrupt verifier head ({exc})") from None
         inp = self._interp.get_input_details()[0]

@@ -28,7 +28,7 @@ import pytest
 from edge.audio import SAMPLE_RATE, read_audio
 
 from .conftest import ALSA_CONFIG_TEMPLATE
-from .paths import DEV, REPO, SHARED
+from .paths import DEV, REPO, SHARED, TF_NOISE
 from .procs import wait_group_gone
 from .test_actions import Subscriber
 
@@ -459,6 +459,7 @@ def test_edge_word_line_runs_at_toy_scale_and_resumes(workdir):
     assert sorted(p.stem for p in (cwd / "data" / "computer" / "steps").glob("*.done")) == sorted(
         ["tts", "build", "train", "convert", "mine", "tune", "final", "verifier"])
     assert "edge-word: 7/8 final" in res.stderr and "ready" in res.stderr
+    assert not [line for line in res.stderr.splitlines() if any(n in line for n in TF_NOISE)], res.stderr[-3000:]
     block = meta["verifier"]  # the cascade: one metadata file names both stages
     assert block["format"] == "trigger-edge-verifier" and (model.parent / block["head"]).is_file()
     assert block["calibration"]["negative_hours"] > MIN_HELD_OUT_HOURS

@@ -25,7 +25,7 @@ from edge.model import StreamingModel, default_model_path
 from edge.pipeline import Pipeline
 from edge.verifier import Cascade, VerifierConfig, VerifierHead, cascade_for, cascade_track, load_verifier
 
-from .paths import ACTIVATE, DATA, DEV, REPO
+from .paths import ACTIVATE, DATA, DEV, REPO, TF_NOISE
 
 CLIP = DEV / "coursera__1.wav"
 README_LINES = [line.split("  #")[0].strip() for block in re.findall(r"```sh\n(.*?)```", (REPO / "README.md").read_text(), flags=re.S)
@@ -137,6 +137,7 @@ def test_edge_verifier_writes_one_versioned_metadata_file(toy):
     assert block["training"]["parity"]["decision_agreement"] >= 0.95
     assert block["calibration"]["negative_hours"] > 0
     assert "ready: threshold" in log
+    assert not [line for line in log.splitlines() if any(n in line for n in TF_NOISE)], log  # TensorFlow's chatter hidden
     head = VerifierHead(model.parent / block["head"], block["head_sha256"], WINDOW)
     assert head.window == WINDOW
     # the score scale keeps scores below 1: the parity windows' 99th-percentile |logit| maps to 8

@@ -29,6 +29,7 @@ from edge.embedding import SpeechEmbedding
 from edge.errors import AudioFormatError, DataError, ModelError, run_guarded
 from edge.verifier import VerifierSpec
 
+from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, trim_silence
 from .verifier import BATCH_SIZE, Augmenter, augmented_blocks, convert_head, make_head, negative_stream, words_in_context
 from .verifier import negative_windows as verifier_negative_windows
@@ -45,7 +46,6 @@ MIN_TAKE_SECONDS = 0.2
 MIN_TAKE_DBFS = -55.0
 """A take quieter than this (RMS) holds no word (digital silence, an unplugged microphone)."""
 MIN_TAKES = 1
-TF_LOG_LEVEL = "2"
 
 
 @dataclass(frozen=True)
@@ -231,7 +231,7 @@ def _command(args: argparse.Namespace) -> int:
 
     from .suite import default_paths
 
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)
+    quiet_tensorflow()
     model = (args.model or default_model_path()).resolve()
     if model.suffix != ".tflite" or not model.is_file() or not model.with_suffix(".json").is_file():
         raise DataError(f"{model}: not a step model (.tflite with its .json beside it)")

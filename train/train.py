@@ -33,6 +33,7 @@ from edge.helpformat import HelpFormatter
 
 from .dataset import load_dataset, manifest_hash
 from .model import ModelConfig, build_model
+from .quiet_tf import quiet_tensorflow
 
 STATE_FILE = "state.json"
 CHECKPOINT = "checkpoint.keras"
@@ -257,7 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--lr", type=float, default=ModelConfig.learning_rate, help="learning rate (Adam)")
     p.add_argument("--init", metavar="MODEL.keras", help="start from this trained model's weights (fine-tuning)")
     args = p.parse_args(argv)
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    quiet_tensorflow()
     mc = ModelConfig(filters=args.filters, gru_units=args.units, dropout=args.dropout, learning_rate=args.lr)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed,
                      init=args.init)

@@ -40,6 +40,7 @@ from .augment import make_rir_bank, normalise, reverberate, rms
 from .calibration import calibrate_threshold, round_up
 from .channel import ChannelConfig, apply_channel
 from .evaluate import fire_positions, tflite_scorer
+from .quiet_tf import converting, quiet_tensorflow
 from .sources import ClipPool
 
 EXAMPLES_FILE = "examples.npz"
@@ -79,7 +80,6 @@ SCORE_LOGIT_AT_P99 = 8.0
 windows) to this scaled logit: sigmoid(8) = 0.99966, so scores spread below 1 where
 thresholds are set, and no threshold is capped at MAX_THRESHOLD (logit 13.8) below the
 loudest false accepts."""
-TF_LOG_LEVEL = "2"
 
 
 @dataclass(frozen=True)
@@ -320,7 +320,8 @@ def convert_head(keras_path: Path, examples: dict, out: Path) -> dict:
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = representative
     converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    out.write_bytes(converter.convert())
+    with converting():
+        out.write_bytes(converter.convert())
     head = VerifierHead(out, window=window)
     check = np.concatenate([examples["positives"][-REPRESENTATIVE_WINDOWS:], examples["mined"][-REPRESENTATIVE_WINDOWS:]])
     want = model.predict(check, batch_size=BATCH_SIZE, verbose=0).reshape(-1)
@@ -461,7 +462,7 @@ def recipe_from(args: argparse.Namespace) -> VerifierRecipe:
 
 
 def _command(args: argparse.Namespace) -> int:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", TF_LOG_LEVEL)
+    quiet_tensorflow()
     block = run(recipe_from(args))
     print(f"edge-verifier: {block['head']} ready: threshold {block['threshold']}, candidates at {block['candidate_threshold']}, "
           f"{block['calibration'].get('verifications_per_hour')} verifications/h on held-out audio", file=sys.stderr)

@@ -56,6 +56,7 @@ from edge.helpformat import HelpFormatter
 
 from .calibration import calibrate_threshold, round_up
 from .evaluate import fire_positions, tflite_scorer
+from .quiet_tf import TF_LOG_LEVEL
 from .sources import ClipPool, in_split, list_audio
 from .suite import ACTIVATE_TRAIN_PATTERN, GAP_SECONDS, LANGUAGE_SETS, MUSIC_SETS, WUW_KEYWORDS, default_paths, known_words
 
@@ -71,7 +72,6 @@ MAX_THRESHOLD = 0.999999
 THRESHOLD_DIGITS = 7
 ROUND1_CONDITIONS = "clean"
 CHILD_STOP_SECONDS = 10.0
-TF_LOG_LEVEL = "2"
 
 
 @dataclass(frozen=True)
