@@ -283,6 +283,7 @@ def test_stored_thresholds_round_up_so_the_firing_they_exclude_stays_out():
     stored = round_up(t, 6, 0.999999)
     assert stored == 0.987655 and fire_positions(steps, probs, stored, 2 * SAMPLE_RATE).size == 0
     assert round_up(0.5, 6, 0.999999) == 0.5 and round_up(0.99999991, 6, 0.999999) == 0.999999
+    assert round_up(0.3, 6, 0.999999) == 0.3 and round_up(float(np.nextafter(0.97, 1.0)), 6, 0.999999) == 0.970001
 
 
 def test_edge_word_plan_resumes_from_markers(tmp_path):

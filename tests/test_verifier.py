@@ -17,7 +17,7 @@ import sys
 import numpy as np
 import pytest
 
-from edge.audio import read_audio
+from edge.audio import SAMPLE_RATE, read_audio
 from edge.embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, EmbeddingStream, SpeechEmbedding, embeddings_for,
                             find_embedding_files)
 from edge.errors import ModelError
@@ -278,19 +278,51 @@ def test_edge_enroll_from_wav_files_end_to_end(toy, tmp_path):
     out = tmp_path / "mine"
     line = readme_line("edge-enroll ").replace("edge-enroll", f"{sys.executable} -m train.enroll --model {model}", 1)
     line = line.replace("--out my-activate", f"--out {out}")
-    toy_flags = f"--negatives {DATA / 'speech' / 'ljspeech'}:fit --copies 3 --negative-hours 0.01 --epochs 1"
+    toy_flags = (f"--negatives {DATA / 'speech' / 'ljspeech'}:fit --copies 3 --negative-hours 0.01 --epochs 1 "
+                 f"--held-out {DATA / 'speech' / 'asterisk_prompts'}:holdout --guard-hours 0.05")
     done = subprocess.run(f"{line} {toy_flags}", shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
     assert "edge-enroll:" in done.stderr and f"ready ({len(takes)} take(s))" in done.stderr
+    assert not [line for line in done.stderr.splitlines() if any(n in line for n in TF_NOISE)], done.stderr
     meta = json.loads((out / "toy.json").read_text())
     block = meta["verifier"]
     assert block["enrollment"]["takes"] == len(takes) and block["head"] == "toy-verifier.tflite"
+    guard = block["enrollment"]["threshold_guard"]  # on held-out audio the adapted head fires no more than the original
+    original = json.loads(model.with_suffix(".json").read_text())["verifier"]["threshold"]
+    assert guard["held_out_hours"] > 0.04 and guard["original_threshold"] == original
+    assert block["threshold"] == guard["threshold"] >= original
+    assert guard["firings_adapted_guarded"] <= guard["firings_original"]
     assert (out / "toy.tflite").read_bytes() == model.read_bytes()
     assert (out / "toy-verifier.tflite").read_bytes() != before[1]
     assert (model.with_suffix(".json").read_bytes(), (model.parent / "toy-verifier.tflite").read_bytes()) == before
     run = subprocess.run([sys.executable, "-m", "edge.cli", "--model", str(out / "toy.tflite"), "--input", str(CLIP), "-v"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and "(verifier; candidates at" in run.stderr, run.stderr[-2000:]
+
+
+class _Scores:
+    """A head's scores by window index (the guard only calls ``scores``)."""
+
+    def __init__(self, scores) -> None:
+        self.values = np.asarray(scores, np.float64)
+
+    def scores(self, windows: np.ndarray) -> np.ndarray:
+        return self.values[np.asarray(windows, int)]
+
+
+def test_enroll_guard_raises_the_threshold_until_the_adapted_head_fires_no_more():
+    from train.enroll import guard_threshold
+
+    positions = np.array([1, 2, 3, 4]) * 5 * SAMPLE_RATE  # four candidates, refractory apart
+    windows = np.arange(4)
+    original = _Scores([0.95, 0.5, 0.4, 0.2])  # fires once at 0.9
+    warmer = _Scores([0.99, 0.97, 0.96, 0.2])  # fires three times at 0.9
+    guard = guard_threshold(original, warmer, 0.9, positions, windows)
+    assert guard["firings_original"] == 1 and guard["firings_adapted"] == 3 and guard["firings_adapted_guarded"] == 1
+    assert 0.97 < guard["threshold"] <= 0.970001
+    cooler = _Scores([0.93, 0.3, 0.3, 0.1])
+    assert guard_threshold(original, cooler, 0.9, positions, windows)["threshold"] == 0.9  # never lowered
+    assert guard_threshold(original, warmer, 0.9, np.zeros(0, np.int64), windows[:0])["threshold"] == 0.9
 
 
 def test_enroll_rebuilds_the_float_head_from_the_int8_one(toy):

@@ -108,5 +108,7 @@ def calibrate_threshold(step_samples: np.ndarray, probs: np.ndarray, hours: floa
 def round_up(threshold: float, digits: int, cap: float) -> float:
     """``threshold`` to ``digits`` decimals, rounded up (to nearest could land below the
     score it had to stay above, and fire there), at most ``cap``."""
-    scale = 10 ** digits
-    return min(math.ceil(threshold * scale - 1e-9) / scale, cap)
+    stored = round(threshold, digits)
+    if stored < threshold:  # a float just above a round value (nextafter) must not round down onto it
+        stored = round(stored + 10.0 ** -digits, digits)
+    return min(stored, cap)

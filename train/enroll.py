@@ -9,6 +9,12 @@ copies (noise, rooms, channel, speed), against windows of real negative audio an
 places where stage 1 opens a candidate on it, so it keeps rejecting what it rejected. The
 result is a new model folder (step model, new head, metadata with an ``enrollment``
 block); the original model is left untouched. ``edge-run --model OUT/WORD.tflite`` uses it.
+
+Adapting to a voice can also make the head warmer to other speech, so its threshold is
+guarded: on held-out real audio (never trained on; by default edge-word's ``:holdout``
+part) the cascade's candidates are scored by the original and the adapted head, and the
+adapted head's threshold is raised, if need be, until it fires there no more often than
+the original did at its own threshold.
 """
 
 from __future__ import annotations
@@ -25,13 +31,16 @@ from pathlib import Path
 import numpy as np
 
 from edge.audio import SAMPLE_RATE, read_audio
-from edge.embedding import SpeechEmbedding
+from edge.embedding import SpeechEmbedding, chunk_windows
 from edge.errors import AudioFormatError, DataError, ModelError, run_guarded
-from edge.verifier import VerifierSpec
+from edge.native import quiet
+from edge.verifier import VerifierHead, VerifierSpec, candidate_chunks
 
+from .calibration import counted_threshold, round_up
+from .evaluate import REFRACTORY_SECONDS, fire_positions, tflite_scorer
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, trim_silence
-from .verifier import BATCH_SIZE, Augmenter, augmented_blocks, convert_head, make_head, negative_stream, words_in_context
+from .verifier import MAX_THRESHOLD, THRESHOLD_DIGITS, BATCH_SIZE, Augmenter, augmented_blocks, convert_head, make_head, negative_stream, words_in_context
 from .verifier import negative_windows as verifier_negative_windows
 
 COPIES_PER_TAKE = 40
@@ -46,6 +55,10 @@ MIN_TAKE_SECONDS = 0.2
 MIN_TAKE_DBFS = -55.0
 """A take quieter than this (RMS) holds no word (digital silence, an unplugged microphone)."""
 MIN_TAKES = 1
+GUARD_HOURS = 1.0
+"""Held-out real audio the threshold guard scores (about a minute of CPU)."""
+GUARD_GAP_SAMPLES = 10 * SAMPLE_RATE
+"""Between the guard's streams when their candidates are counted as one (beyond any refractory)."""
 
 
 @dataclass(frozen=True)
@@ -59,6 +72,9 @@ class EnrollConfig:
     negative_hours: float = NEGATIVE_HOURS
     epochs: int = EPOCHS
     seed: int = 3
+    held_out: tuple[str, ...] = ()
+    """Real audio never trained on, for the threshold guard (none: the threshold is kept as it is)."""
+    guard_hours: float = GUARD_HOURS
 
 
 def head_weights(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
@@ -68,7 +84,8 @@ def head_weights(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
 
     cls, _ = interpreter_class()
     interp = cls(model_path=str(path))
-    interp.allocate_tensors()
+    with quiet():  # LiteRT's XNNPACK line (edge.native)
+        interp.allocate_tensors()
     kernels, biases = {}, {}
     for d in interp.get_tensor_details():
         scales = d["quantization_parameters"]["scales"]
@@ -137,6 +154,49 @@ def record_takes(count: int, device: str | None, log=sys.stderr, source_factory=
     return takes
 
 
+class CandidateWindows:
+    """Stage 1 over a stream, and the verifier's input windows wherever it opens a candidate:
+    what the device's cascade would verify (scored by any head afterwards)."""
+
+    def __init__(self, model: Path, vcfg, emb: SpeechEmbedding) -> None:
+        self.score, _ = tflite_scorer(model)
+        self.config, self.emb = vcfg, emb
+
+    def of(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(positions, windows) where the cascade would verify."""
+        steps, probs = self.score(audio)
+        positions, chunks = candidate_chunks(steps, probs, self.config)
+        return positions, chunk_windows(self.emb, audio, chunks, self.config.window)
+
+
+def joined_candidates(sets: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    """Several streams' (positions, windows) as one, positions shifted so no refractory spans two."""
+    positions, windows, offset = [], [], 0
+    for p, w in sets:
+        positions.append(p + offset)
+        windows.append(w)
+        offset += int(p.max()) + GUARD_GAP_SAMPLES if p.size else 0
+    if not positions or not sum(p.size for p in positions):
+        return np.zeros(0, np.int64), np.zeros((0,), np.float32)
+    return np.concatenate(positions), np.concatenate([w for w in windows if len(w)])
+
+
+def guard_threshold(original: VerifierHead, adapted: VerifierHead, threshold: float, positions: np.ndarray,
+                    windows: np.ndarray) -> dict:
+    """The adapted head's threshold: the lowest, at or above ``threshold``, at which it fires on
+    the held-out candidates no more often than ``original`` does at ``threshold``."""
+    ref = int(REFRACTORY_SECONDS * SAMPLE_RATE)
+    if not positions.size:
+        return {"threshold": threshold, "firings_original": 0, "firings_adapted": 0}
+    before = original.scores(windows)
+    after = adapted.scores(windows)
+    allowed = int(fire_positions(positions, before, threshold, ref).size)
+    unguarded = int(fire_positions(positions, after, threshold, ref).size)
+    raised = max(threshold, round_up(counted_threshold(positions, after, allowed, ref, MAX_THRESHOLD), THRESHOLD_DIGITS, MAX_THRESHOLD))
+    return {"threshold": raised, "firings_original": allowed, "firings_adapted": unguarded,
+            "firings_adapted_guarded": int(fire_positions(positions, after, raised, ref).size)}
+
+
 def negative_windows(config: EnrollConfig, vcfg, emb: SpeechEmbedding, augment: Augmenter, rng: np.random.Generator,
                      stream: np.ndarray) -> np.ndarray:
     """What the adapted head must keep rejecting: dense windows of the negative audio (clean
@@ -174,9 +234,23 @@ def take_windows(takes: list[np.ndarray], copies: int, stream: np.ndarray, vcfg,
     return words_in_context(emb, pool, stream, copies * len(takes), vcfg, augment, rng, "your takes")
 
 
-def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
-    from edge.verifier import VerifierHead
+def held_out_guard(config: EnrollConfig, spec: VerifierSpec, adapted: VerifierHead, emb: SpeechEmbedding,
+                   rng: np.random.Generator, log) -> dict:
+    """``guard_threshold`` on ``config.held_out`` (none given: the threshold stays, and the block says so)."""
+    if not config.held_out:
+        return {"note": "no held-out audio given: threshold not guarded"}
+    held = negative_stream(config.held_out, config.guard_hours, rng)
+    hours = held.size / SAMPLE_RATE / 3600
+    print(f"edge-enroll: threshold guard on {hours:.2f} h of held-out real audio", file=log, flush=True)
+    positions, windows = CandidateWindows(config.model, spec.config, emb).of(held)
+    original = VerifierHead(spec.head, window=spec.config.window, score_scale=spec.config.score_scale)
+    guard = guard_threshold(original, adapted, spec.config.threshold, positions, windows)
+    print(f"edge-enroll: there the original fires {guard['firings_original']} time(s), the adapted head "
+          f"{guard['firings_adapted']}; threshold {spec.config.threshold} -> {guard['threshold']}", file=log, flush=True)
+    return guard | {"held_out_hours": round(hours, 3), "original_threshold": spec.config.threshold}
 
+
+def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
     meta = json.loads(config.model.with_suffix(".json").read_text())
     if "verifier" not in meta:
         raise DataError(f"{config.model}: this model has no verifier to adapt (train one with edge-verifier)")
@@ -196,11 +270,14 @@ def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
     model.save(work / "head.keras")
     head_out = config.out / f"{config.model.stem}-verifier.tflite"
     parity = convert_head(work / "head.keras", {"positives": pos, "dense": neg, "mined": neg}, head_out)
-    VerifierHead(head_out, window=vcfg.window)
+    adapted = VerifierHead(head_out, window=vcfg.window, score_scale=vcfg.score_scale)
+    guard = held_out_guard(config, spec, adapted, emb, rng, log)
     shutil.copy(config.model, config.out / config.model.name)
     block = dict(meta["verifier"], head=head_out.name, head_sha256=hashlib.sha256(head_out.read_bytes()).hexdigest())
     block["enrollment"] = {"takes": len(config.takes), "copies_per_take": config.copies, "negative_hours": round(stream.size / SAMPLE_RATE / 3600, 3),
-                           "adapted_from": f"{config.model.name} ({meta['verifier']['head_sha256'][:12]})", "parity": parity}
+                           "adapted_from": f"{config.model.name} ({meta['verifier']['head_sha256'][:12]})", "parity": parity,
+                           "threshold_guard": guard}
+    block["threshold"] = guard.get("threshold", block["threshold"])
     meta["verifier"] = block
     tmp = config.out / (config.model.stem + ".json.tmp")
     tmp.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
@@ -223,7 +300,21 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--copies", type=int, default=COPIES_PER_TAKE, help=f"augmented copies per take (default {COPIES_PER_TAKE})")
     p.add_argument("--negative-hours", type=float, default=NEGATIVE_HOURS, help=f"hours of negative audio (default {NEGATIVE_HOURS:g})")
     p.add_argument("--epochs", type=int, default=EPOCHS, help=f"fine-tuning epochs (default {EPOCHS})")
+    p.add_argument("--held-out", nargs="*", metavar="DIR",
+                   help="real audio never trained on, for the threshold guard (default: edge-word's :holdout audio; none: no guard)")
+    p.add_argument("--guard-hours", type=float, default=GUARD_HOURS, help=f"hours of it to score (default {GUARD_HOURS:g})")
     return p
+
+
+def default_held_out(model: Path) -> list[str]:
+    """edge-word's ``:holdout`` audio for the model's word (the parts that exist here)."""
+    from .suite import default_paths
+    from .word import WordRecipe, calibration_negatives
+
+    paths = default_paths()
+    word = json.loads(model.with_suffix(".json").read_text()).get("word", "")
+    recipe = WordRecipe(word=word, out=model.parent, shared=paths.shared, debian=paths.debian)
+    return [spec for spec in calibration_negatives(recipe) if Path(spec.split(":")[0]).is_dir()]
 
 
 def _command(args: argparse.Namespace) -> int:
@@ -243,8 +334,10 @@ def _command(args: argparse.Namespace) -> int:
     data = default_paths().shared / "data"
     negatives = args.negatives or [f"{data / 'speech' / 'ljspeech'}:fit", f"{data / 'speech' / 'asterisk_prompts'}:fit"]
     noise = [str(data / "noise")] if (data / "noise").is_dir() else []
+    held_out = default_held_out(model) if args.held_out is None else args.held_out
     enroll(EnrollConfig(model=model, out=args.out.resolve(), takes=tuple(takes), negatives=tuple(negatives), noise=tuple(noise),
-                        copies=args.copies, negative_hours=args.negative_hours, epochs=args.epochs))
+                        copies=args.copies, negative_hours=args.negative_hours, epochs=args.epochs, held_out=tuple(held_out),
+                        guard_hours=args.guard_hours))
     return 0
 
 

@@ -26,12 +26,14 @@ from pathlib import Path
 import numpy as np
 
 from edge.audio import SAMPLE_RATE, read_audio
-from edge.embedding import SpeechEmbedding, chunk_windows
+from edge.embedding import SpeechEmbedding
 from edge.errors import run_guarded
-from edge.verifier import VerifierHead, candidate_chunks, load_verifier
+from edge.verifier import VerifierHead, load_verifier
 
-from .enroll import EnrollConfig, adapt_head, negative_windows, take_windows
-from .evaluate import REFRACTORY_SECONDS, count_events, fire_positions, tflite_scorer
+from .enroll import (CandidateWindows, EnrollConfig, adapt_head, default_held_out, guard_threshold, joined_candidates,
+                     negative_windows, take_windows)
+from .evaluate import REFRACTORY_SECONDS, count_events, fire_positions
+from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, trim_silence
 from .suite import AFTER_SECONDS, CONTEXT_SECONDS, SuitePaths, default_paths, negative_sets
 from .verifier import Augmenter, convert_head, negative_stream
@@ -41,22 +43,19 @@ NEGATIVE_HOURS = 0.1
 EPOCHS = 4
 SEED = 17
 FA_CACHE = "fa-windows.npz"
+GUARD_CACHE = "guard-windows.npz"
 
 
-class Scorer:
-    """Stage 1 + a verifier head over one stream, the way the suite scores the cascade."""
+class Scorer(CandidateWindows):
+    """Stage 1 + the model's verifier head over one stream, the way the suite scores the cascade."""
 
     def __init__(self, model: Path) -> None:
-        self.score, _ = tflite_scorer(model)
         meta = json.loads(model.with_suffix(".json").read_text())
-        self.head, self.config, _ = load_verifier(model, meta["verifier"])
-        self.emb = SpeechEmbedding()
+        self.head, config, _ = load_verifier(model, meta["verifier"])
+        super().__init__(model, config, SpeechEmbedding())
 
     def windows(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(positions, windows) where the cascade would verify."""
-        steps, probs = self.score(audio)
-        positions, chunks = candidate_chunks(steps, probs, self.config)
-        return positions, chunk_windows(self.emb, audio, chunks, self.config.window)
+        return self.of(audio)
 
 
 def in_context(word: np.ndarray, context: np.ndarray, index: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -126,11 +125,12 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
         out.mkdir(parents=True, exist_ok=True)
         arrays = {f"{k}{i}": v for i, (p, w) in enumerate(fa_sets) for k, v in (("p", p), ("w", w))}
         np.savez(cache, hours=hours, sets=len(fa_sets), **arrays)
+    guard_positions, guard_windows, guard_hours = held_out_candidates(scorer, model, out, rng, log)
     context = np.concatenate([c for c in ClipPool.load("context", [f"{data / 'speech' / 'ljspeech'}:eval"]).clips])
     ref = int(REFRACTORY_SECONDS * SAMPLE_RATE)
 
-    def fa_per_hour(head: VerifierHead) -> float:
-        fired = sum(fire_positions(p, head.scores(w) if len(w) else np.zeros(0), threshold, ref).size for p, w in fa_sets)
+    def fa_per_hour(head: VerifierHead, at: float = threshold) -> float:
+        fired = sum(fire_positions(p, head.scores(w) if len(w) else np.zeros(0), at, ref).size for p, w in fa_sets)
         return fired / hours
 
     rows = []
@@ -147,19 +147,44 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
         convert_head(work / "head.keras", {"positives": pos, "dense": neg, "mined": neg}, work / "head.tflite")
         adapted = VerifierHead(work / "head.tflite", window=scorer.config.window, score_scale=scorer.config.score_scale)
         after = detected(adapted, threshold, positions, windows, where)
-        row = {"who": who, "takes": len(takes), "before": before, "after": after, "fa_per_hour_after": round(fa_per_hour(adapted), 3)}
+        guarded = guard_threshold(scorer.head, adapted, threshold, guard_positions, guard_windows)["threshold"]
+        row = {"who": who, "takes": len(takes), "before": before, "after": after, "fa_per_hour_after": round(fa_per_hour(adapted), 3),
+               "guarded_threshold": guarded, "after_guarded": detected(adapted, guarded, positions, windows, where),
+               "fa_per_hour_after_guarded": round(fa_per_hour(adapted, guarded), 3)}
         rows.append(row)
-        print(f"enroll-eval: {who}: detected before {before}, after {after}; FA/h after {row['fa_per_hour_after']}", file=log, flush=True)
+        print(f"enroll-eval: {who}: detected before {before}, after {after} (guarded, at {guarded}: {row['after_guarded']}); "
+              f"FA/h after {row['fa_per_hour_after']} (guarded {row['fa_per_hour_after_guarded']})", file=log, flush=True)
     n = len(rows)
     result = {"model": str(model), "word": word, "threshold": threshold, "negative_hours": round(hours, 2), "trials": n,
               "frr_before": sum(not r["before"] for r in rows) / n if n else None,
               "frr_after": sum(not r["after"] for r in rows) / n if n else None,
               "fa_per_hour_before": round(base_fa, 3),
               "fa_per_hour_after_mean": round(float(np.mean([r["fa_per_hour_after"] for r in rows])), 3) if n else None,
-              "fa_per_hour_after_max": max((r["fa_per_hour_after"] for r in rows), default=None), "rows": rows}
+              "fa_per_hour_after_max": max((r["fa_per_hour_after"] for r in rows), default=None),
+              "frr_after_guarded": sum(not r["after_guarded"] for r in rows) / n if n else None,
+              "fa_per_hour_after_guarded_mean": round(float(np.mean([r["fa_per_hour_after_guarded"] for r in rows])), 3) if n else None,
+              "fa_per_hour_after_guarded_max": max((r["fa_per_hour_after_guarded"] for r in rows), default=None),
+              "guard_hours": round(guard_hours, 3), "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "enroll-eval.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def held_out_candidates(scorer: Scorer, model: Path, out: Path, rng: np.random.Generator, log) -> tuple[np.ndarray, np.ndarray, float]:
+    """The cascade's candidates on edge-enroll's default held-out audio (its threshold guard), once."""
+    from .enroll import GUARD_HOURS
+
+    cache = out / GUARD_CACHE
+    if cache.is_file():
+        saved = np.load(cache)
+        return saved["positions"], saved["windows"], float(saved["hours"])
+    print("enroll-eval: candidate windows on the held-out audio (the threshold guard)", file=log, flush=True)
+    held = negative_stream(tuple(default_held_out(model)), GUARD_HOURS, rng)
+    positions, windows = joined_candidates([scorer.windows(held)])
+    hours = held.size / SAMPLE_RATE / 3600
+    out.mkdir(parents=True, exist_ok=True)
+    np.savez(cache, positions=positions, windows=windows, hours=hours)
+    return positions, windows, hours
 
 
 def _head_path(model: Path, meta: dict) -> Path:
@@ -172,6 +197,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, required=True, help="folder for enroll-eval.json and the adapted heads")
     p.add_argument("--callers", type=int, default=40, help="WUW words: how many callers (call sessions) to enroll (default 40)")
     args = p.parse_args(argv)
+    quiet_tensorflow()
     code, result = run_guarded("enroll-eval", run, args.model, args.out, args.callers)
     if code is not None:
         return code
