@@ -69,6 +69,9 @@ class ParityReport:
 
 
 def load_keras(path: str | Path):
+    from train.quiet_tf import quiet_tensorflow
+
+    quiet_tensorflow()  # edge-eval reaches here for a .keras model without edge-train's import
     import keras
 
     path = Path(path)
