@@ -40,7 +40,8 @@ from .calibration import counted_threshold, round_up
 from .evaluate import REFRACTORY_SECONDS, fire_positions, tflite_scorer
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, trim_silence
-from .verifier import MAX_THRESHOLD, THRESHOLD_DIGITS, BATCH_SIZE, Augmenter, augmented_blocks, convert_head, make_head, negative_stream, words_in_context
+from .verifier import (BATCH_SIZE, MAX_THRESHOLD, THRESHOLD_DIGITS, Augmenter, augmented_blocks, convert_head, make_head, negative_stream,
+                       words_in_context)
 from .verifier import negative_windows as verifier_negative_windows
 
 COPIES_PER_TAKE = 40
@@ -57,8 +58,6 @@ MIN_TAKE_DBFS = -55.0
 MIN_TAKES = 1
 GUARD_HOURS = 1.0
 """Held-out real audio the threshold guard scores (about a minute of CPU)."""
-GUARD_GAP_SAMPLES = 10 * SAMPLE_RATE
-"""Between the guard's streams when their candidates are counted as one (beyond any refractory)."""
 
 
 @dataclass(frozen=True)
@@ -167,18 +166,6 @@ class CandidateWindows:
         steps, probs = self.score(audio)
         positions, chunks = candidate_chunks(steps, probs, self.config)
         return positions, chunk_windows(self.emb, audio, chunks, self.config.window)
-
-
-def joined_candidates(sets: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """Several streams' (positions, windows) as one, positions shifted so no refractory spans two."""
-    positions, windows, offset = [], [], 0
-    for p, w in sets:
-        positions.append(p + offset)
-        windows.append(w)
-        offset += int(p.max()) + GUARD_GAP_SAMPLES if p.size else 0
-    if not positions or not sum(p.size for p in positions):
-        return np.zeros(0, np.int64), np.zeros((0,), np.float32)
-    return np.concatenate(positions), np.concatenate([w for w in windows if len(w)])
 
 
 def guard_threshold(original: VerifierHead, adapted: VerifierHead, threshold: float, positions: np.ndarray,

@@ -30,8 +30,7 @@ from edge.embedding import SpeechEmbedding
 from edge.errors import run_guarded
 from edge.verifier import VerifierHead, load_verifier
 
-from .enroll import (CandidateWindows, EnrollConfig, adapt_head, default_held_out, guard_threshold, joined_candidates,
-                     negative_windows, take_windows)
+from .enroll import CandidateWindows, EnrollConfig, adapt_head, default_held_out, guard_threshold, negative_windows, take_windows
 from .evaluate import REFRACTORY_SECONDS, count_events, fire_positions
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, trim_silence
@@ -53,9 +52,6 @@ class Scorer(CandidateWindows):
         meta = json.loads(model.with_suffix(".json").read_text())
         self.head, config, _ = load_verifier(model, meta["verifier"])
         super().__init__(model, config, SpeechEmbedding())
-
-    def windows(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return self.of(audio)
 
 
 def in_context(word: np.ndarray, context: np.ndarray, index: int) -> tuple[np.ndarray, tuple[int, int]]:
@@ -121,7 +117,7 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
         for s in negative_sets(word, paths):
             audio = np.concatenate([c.audio for c in s.load()] or [np.zeros(0, np.int16)])
             hours += audio.size / SAMPLE_RATE / 3600
-            fa_sets.append(scorer.windows(audio))
+            fa_sets.append(scorer.of(audio))
         out.mkdir(parents=True, exist_ok=True)
         arrays = {f"{k}{i}": v for i, (p, w) in enumerate(fa_sets) for k, v in (("p", p), ("w", w))}
         np.savez(cache, hours=hours, sets=len(fa_sets), **arrays)
@@ -137,7 +133,7 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
     base_fa = fa_per_hour(scorer.head)
     for i, (who, takes, test, span) in enumerate(trials(word, paths, callers)):
         audio, where = in_context(test, context, i) if span is None else (test, tuple(span))
-        positions, windows = scorer.windows(audio)
+        positions, windows = scorer.of(audio)
         before = detected(scorer.head, threshold, positions, windows, where)
         pos = take_windows(takes, COPIES, stream, scorer.config, scorer.emb, augment, rng)
         keras_head = adapt_head(_head_path(model, meta), scorer.config.window, pos, neg, EPOCHS, SEED + i)
@@ -180,7 +176,7 @@ def held_out_candidates(scorer: Scorer, model: Path, out: Path, rng: np.random.G
         return saved["positions"], saved["windows"], float(saved["hours"])
     print("enroll-eval: candidate windows on the held-out audio (the threshold guard)", file=log, flush=True)
     held = negative_stream(tuple(default_held_out(model)), GUARD_HOURS, rng)
-    positions, windows = joined_candidates([scorer.windows(held)])
+    positions, windows = scorer.of(held)
     hours = held.size / SAMPLE_RATE / 3600
     out.mkdir(parents=True, exist_ok=True)
     np.savez(cache, positions=positions, windows=windows, hours=hours)
