@@ -33,6 +33,7 @@ from edge.helpformat import HelpFormatter
 from .dataset import load_dataset, manifest_hash
 from .model import ModelConfig, build_model
 from .quiet_tf import quiet_tensorflow
+from .specaugment import SpecAugment, SpecAugmentConfig
 
 STATE_FILE = "state.json"
 CHECKPOINT = "checkpoint.keras"
@@ -50,6 +51,8 @@ class TrainConfig:
     seed: int = 0
     init: str | None = None
     """A trained ``.keras`` model of the same shape to start from (fine-tuning)."""
+    spec_augment: SpecAugmentConfig | None = None
+    """Mask random time and channel bands of the training batches (never of validation)."""
 
 
 def clip_frames(n_frames: int) -> int:
@@ -78,6 +81,7 @@ class Batches:
         self.shuffle = shuffle
         self.frames = clip_frames(feats.shape[1])
         self.epoch = 0
+        self._masks = SpecAugment(config.spec_augment, config.seed) if shuffle and config.spec_augment else None
         self._plan = self._make_plan()
 
     def _make_plan(self) -> list[np.ndarray]:
@@ -105,6 +109,8 @@ class Batches:
         x = self.feats[groups][:, :, : self.frames, :]  # (b, k, frames, ch)
         b, k = groups.shape
         x = x.reshape(b, k * self.frames, -1).astype(np.float32) * np.float32(MODEL_INPUT_SCALE)
+        if self._masks is not None:
+            x = self._masks.process(x, k, self.epoch, i)
         y = np.stack([concat_labels(self.labels[g], self.frames) for g in groups])[..., None]
         w = np.where(y[..., 0] > 0, self.config.positive_weight, 1.0).astype(np.float32)
         return x, y, w
@@ -256,11 +262,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dropout", type=float, default=ModelConfig.dropout, help="dropout rate")
     p.add_argument("--lr", type=float, default=ModelConfig.learning_rate, help="learning rate (Adam)")
     p.add_argument("--init", metavar="MODEL.keras", help="start from this trained model's weights (fine-tuning)")
+    p.add_argument("--spec-augment", action="store_true",
+                   help="mask random time and channel bands of the training batches (SpecAugment; train/specaugment.py)")
     args = p.parse_args(argv)
     quiet_tensorflow()
     mc = ModelConfig(filters=args.filters, gru_units=args.units, dropout=args.dropout, learning_rate=args.lr)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed,
-                     init=args.init)
+                     init=args.init, spec_augment=SpecAugmentConfig() if args.spec_augment else None)
     code, best = run_guarded("edge-train", train, args.data, args.val, args.out, mc, tc, resumable=True)
     if code is not None:
         return code
