@@ -14,7 +14,7 @@ set -euo pipefail
 here="$(cd "$(dirname "$0")/.." && pwd)"
 work="${1:-$here/../data/activate-model}"
 args=(--out "$work" --tts-positives "${TTS_POSITIVES:-1500}" --tts-negatives "${TTS_NEGATIVES:-900}"
-      --count "${COUNT:-3000}" --val-count "${VAL_COUNT:-300}" --epochs "${EPOCHS:-8}" --tune-epochs "${TUNE_EPOCHS:-3}"
+      --count "${COUNT:-3000}" --val-count "${VAL_COUNT:-300}" --epochs "${EPOCHS:-24}" --tune-epochs "${TUNE_EPOCHS:-3}"
       --verifier-examples "${VERIFIER_EXAMPLES:-2500}" --verifier-hours "${VERIFIER_HOURS:-1.0}" --seed 11)
 if [ -n "${SHARED:-}" ]; then args+=(--shared "$SHARED"); fi
 if [ -n "${NO_SUITE:-}" ]; then args+=(--no-suite); fi

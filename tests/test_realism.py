@@ -295,6 +295,23 @@ def test_edge_word_plan_resumes_from_markers(tmp_path):
     assert STEPS_DIR == "steps"
 
 
+def test_edge_word_trains_both_rounds_with_spec_augment_unless_told_not_to(tmp_path):
+    from dataclasses import replace
+
+    from train.word import steps
+
+    def training_commands(recipe):
+        plan = {s.name: s for s in steps(recipe)}
+        return [list(cmd) for name in ("train", "tune") for cmd in plan[name].commands if "train.train" in cmd]
+
+    recipe = _recipe("voyager", tmp_path)
+    on, off = training_commands(recipe), training_commands(replace(recipe, spec_augment=False))
+    assert len(on) == 2 and all("--spec-augment" in cmd for cmd in on)
+    assert len(off) == 2 and not any("--spec-augment" in cmd for cmd in off)
+    first = on[0]
+    assert first[first.index("--epochs") + 1] == str(recipe.epochs) and first[first.index("--patience") + 1] == str(recipe.patience)
+
+
 @pytest.mark.parametrize("args, message", [
     (["   "], "not a word to train"),
     (["voyager", "--shared", "/nonexistent"], "no shared data folder"),
