@@ -315,6 +315,10 @@ def test_edge_word_trains_both_rounds_with_spec_augment_unless_told_not_to(tmp_p
 @pytest.mark.parametrize("args, message", [
     (["   "], "not a word to train"),
     (["voyager", "--shared", "/nonexistent"], "no shared data folder"),
+    (["voyager", "--patience", "-1"], "--patience must be at least 0, not -1"),
+    (["voyager", "--epochs", "0"], "--epochs must be at least 1, not 0"),
+    (["voyager", "--verifier-hours", "0"], "--verifier-hours must be above 0"),
+    (["voyager", "--target-fa", "nan"], "--target-fa must be above 0"),
 ])
 def test_edge_word_bad_input_is_one_line(args, message, tmp_path):
     res = subprocess.run([sys.executable, "-m", "train.word", *args, "--out", str(tmp_path / "w")], cwd=REPO,
@@ -322,6 +326,7 @@ def test_edge_word_bad_input_is_one_line(args, message, tmp_path):
     assert res.returncode == 2
     assert message in res.stderr and "Traceback" not in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+    assert not (tmp_path / "w").exists()  # refused before any step ran
 
 
 def test_edge_word_refuses_to_resume_with_other_settings(tmp_path):

@@ -367,7 +367,23 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+LEAST = {"tts_positives": 1, "tts_negatives": 0, "count": 1, "val_count": 1, "epochs": 1, "patience": 0, "tune_epochs": 1,
+         "verifier_examples": 1}
+"""The smallest value each whole-number option takes; checked before any step runs, so a typo costs no TTS time."""
+ABOVE_ZERO = ("target_fa", "verifier_hours")
+
+
+def _check_numbers(args: argparse.Namespace) -> None:
+    for name, least in LEAST.items():
+        if getattr(args, name) < least:
+            raise DataError(f"--{name.replace('_', '-')} must be at least {least}, not {getattr(args, name)}")
+    for name in ABOVE_ZERO:
+        if not getattr(args, name) > 0:
+            raise DataError(f"--{name.replace('_', '-')} must be above 0, not {getattr(args, name)}")
+
+
 def recipe_from(args: argparse.Namespace) -> WordRecipe:
+    _check_numbers(args)
     word = " ".join(args.word.split())
     if not word or not any(ch.isalpha() for ch in word):
         raise DataError(f"{args.word!r} is not a word to train")
