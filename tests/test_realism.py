@@ -134,7 +134,9 @@ def test_foreign_voices_are_native_speakers_of_the_language():
     assert all(v.voice.startswith("es") for v in voices if v.engine == "espeak-ng")
     assert all(v.voice[0] == "e" and v.option("lang") == "es" for v in voices if v.engine == "kokoro")
     english = tts.voice_grid(4, 60)
-    assert len({v.voice for v in english if v.engine == "kokoro"}) > 10  # stock voices, not blends
+    kokoro = [v for v in english if v.engine == "kokoro"]
+    assert len({v.option("styles") for v in kokoro}) > 10  # stock voices and new mixes of them
+    assert len({v.voice for v in kokoro if v.voice != "mix"}) > 5 and any(v.voice == "mix" for v in kokoro)
     german = tts.voice_grid(4, 5, language="de")  # no native Kokoro voice: espeak-ng only
     assert {v.engine for v in german} == {"espeak-ng"}
     audio = tts.synthesize("hola gracias mañana", next(v for v in voices if v.engine == "kokoro"))
