@@ -441,7 +441,7 @@ def word_line() -> str:
 WORD_TOY_SECONDS = 850
 MIN_HELD_OUT_HOURS = 0.5
 """The held-out part of the shared data's training halves is 0.7 h; the Debian audio, once fetched, adds 0.9 h."""
-WORD_TOY_FLAGS = ("--tts-positives 6 --tts-negatives 6 --count 16 --val-count 8 --epochs 1 --tune-epochs 1 --no-suite "
+WORD_TOY_FLAGS = ("--tts-positives 6 --tts-negatives 6 --new-voices 4 --count 16 --val-count 8 --epochs 1 --tune-epochs 1 --no-suite "
                   "--verifier-examples 20 --verifier-hours 0.02")
 
 

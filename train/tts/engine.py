@@ -28,6 +28,8 @@ class Engine(ABC):
     name: str = ""
     weight: float = 1.0
     """Relative share of the voice grid (renormalised over the working engines)."""
+    default: bool = True
+    """Drawn in the default voice grid; False: only when asked for by name (``engines=[name]``)."""
     chunk: int | None = None
     """Clips that share one :meth:`reseed` session in :func:`train.tts.generate_clips`; None: no chunks."""
 

@@ -192,4 +192,29 @@ class Kokoro(Engine):
         _kokoro_style_table()
 
 
+class NewVoiceKokoro(Kokoro):
+    """Kokoro's new voices only: every voice an affine mix of three stock styles (English).
+
+    Not part of the default voice grid (:attr:`Engine.default` is False): asked for by name,
+    ``edge-synth tts --new-voices N`` writes N clips of the word in N new voices, one per
+    clip. Synthesis is Kokoro's; only the draw differs."""
+
+    name = "kokoro-new"
+    default = False
+
+    def probe(self) -> bool:
+        return super().probe() and len(_kokoro_styles()) >= NEW_VOICE_PARENTS
+
+    def speaks(self, language: str) -> bool:
+        return language == ENGLISH
+
+    def sample_voice(self, rng: np.random.Generator, language: str = ENGLISH) -> VoiceSpec:
+        if language != ENGLISH:
+            raise DataError(f"{self.name} speaks English only, not {language!r}")
+        styles = new_voice_styles(rng, _kokoro_voices_for(language))
+        pitch, speed = pitch_speed(rng, PITCH_RANGE, SPEED_RANGE)
+        return VoiceSpec(self.name, NEW_VOICE_NAME, pitch, speed, (("styles", styles),))
+
+
 ENGINE = Kokoro()
+NEW_VOICES = NewVoiceKokoro()

@@ -14,8 +14,8 @@ from . import espeak, festival, flite, kokoro, piper
 from .common import ENGLISH, VoiceSpec, _rng, check_text
 from .engine import Engine
 
-REGISTRY: tuple[Engine, ...] = (piper.ENGINE, kokoro.ENGINE, flite.ENGINE, festival.ENGINE, espeak.ENGINE)
-"""Every engine object, most natural first."""
+REGISTRY: tuple[Engine, ...] = (piper.ENGINE, kokoro.ENGINE, flite.ENGINE, festival.ENGINE, espeak.ENGINE, kokoro.NEW_VOICES)
+"""Every engine object, most natural first (those not drawn by default last)."""
 
 ENGINES = tuple(e.name for e in REGISTRY)
 """Every engine this module knows, most natural first."""
@@ -43,10 +43,15 @@ def _probe(name: str) -> bool:
         return False
 
 
-@functools.lru_cache(maxsize=1)
+@functools.lru_cache(maxsize=None)
+def usable(name: str) -> bool:
+    """Whether engine ``name`` synthesizes here (probed once per process)."""
+    return _probe(name)
+
+
 def available_engines() -> list[str]:
-    """The engines that actually synthesize speech here (probed once per process)."""
-    return [e for e in ENGINES if _probe(e)]
+    """The engines of the default voice grid that actually synthesize speech here."""
+    return [e for e in ENGINES if _BY_NAME[e].default and usable(e)]
 
 
 def engines_for(language: str, engines: Sequence[str]) -> list[str]:
@@ -69,7 +74,7 @@ def _grid_engines(engines: Sequence[str] | None, language: str) -> list[str]:
     """The engines a voice grid draws from: the working ones (or ``engines``, checked) that speak ``language``."""
     names = list(available_engines()) if engines is None else list(engines)
     if engines is not None:
-        missing = [e for e in names if e not in available_engines()]
+        missing = [e for e in names if not usable(e)]
         if missing:
             raise DataError(f"TTS engine(s) not working here: {', '.join(missing)} (working: {', '.join(available_engines()) or 'none'})")
     if not names:
