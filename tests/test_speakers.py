@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,3 +140,17 @@ def test_cli_json_has_counts_per_engine(tmp_path, embeddings):
     assert engines["real-a"]["speakers_found"] == 1
     assert engines["real-bc"]["voices_claimed"] == 2
     assert engines["real-bc"]["speakers_found"] == count_speakers(embeddings[len(WORDS):])
+
+
+def test_each_new_kokoro_voice_is_claimed_as_its_own_voice():
+    from train.speakers import Clip
+
+    def mix(styles, pitch):
+        return Clip(Path("x.wav"), Path("."), "kokoro-new", "mix", f"kokoro-new/mix/p{pitch}/s1.000/styles={styles}")
+
+    a, a_again, b = mix("af_heart:0.5,am_adam:0.2,bf_emma:0.3", "1.050"), mix("af_heart:0.5,am_adam:0.2,bf_emma:0.3", "0.950"), \
+        mix("af_heart:0.1,am_adam:0.6,bf_emma:0.3", "1.050")
+    assert a.claimed_voice == a_again.claimed_voice == "mix:af_heart:0.5,am_adam:0.2,bf_emma:0.3"  # pitch: a variant
+    assert b.claimed_voice != a.claimed_voice
+    stock = Clip(Path("y.wav"), Path("."), "kokoro", "af_heart", "kokoro/af_heart/p1.000/s1.000/styles=af_heart:1")
+    assert stock.claimed_voice == "af_heart" and Clip(Path("z.wav"), Path(".")).claimed_voice is None

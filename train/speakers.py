@@ -31,6 +31,11 @@ from edge.progress import Progress
 
 from .sources import list_audio
 from .tts import MANIFEST, _read_manifest
+from .tts.kokoro import NEW_VOICE_NAME
+
+STYLES_KEY = "styles="
+"""How a Kokoro voice key (``VoiceSpec.key``) names its styles; ``KEY_SEPARATOR`` ends it."""
+KEY_SEPARATOR = "/"
 
 EMBEDDER_FILE = "embedder.int8.onnx"
 EMBEDDING_DIM = 256
@@ -167,6 +172,13 @@ class Clip:
     voice_name: str | None = None
     voice: str | None = None
 
+    @property
+    def claimed_voice(self) -> str | None:
+        """The voice the manifest claims: its name, or for a new Kokoro voice (named "mix") the styles that make it."""
+        if self.voice_name == NEW_VOICE_NAME and self.voice and STYLES_KEY in self.voice:
+            return f"{NEW_VOICE_NAME}:{self.voice.split(STYLES_KEY, 1)[1].split(KEY_SEPARATOR)[0]}"
+        return self.voice_name
+
 
 def collect_clips(folder: str | Path) -> list[Clip]:
     """Every audio file under ``folder`` (or ``DIR/pattern*``); ``manifest.jsonl`` rows fill engine/voice."""
@@ -219,7 +231,7 @@ def _group_rows(clips: Sequence[Clip], embeddings: np.ndarray, key, threshold: f
         rows.append({
             "name": name,
             "clips": len(members),
-            "voices_claimed": len({c.voice_name for c in members if c.voice_name is not None}),
+            "voices_claimed": len({c.claimed_voice for c in members if c.claimed_voice is not None}),
             "variants_claimed": len({c.voice for c in members if c.voice is not None}),
             "speakers_found": count_speakers(embeddings[groups[name]], threshold),
         })
@@ -261,7 +273,7 @@ def speaker_report(folders: Sequence[str | Path], max_clips: int = DEFAULT_MAX_C
         "clips_too_short": len(sample) - len(clips),
         "mean_clip_seconds": round(seconds / len(clips), 3),
         "speakers_found": count_speakers(embeddings, threshold),
-        "voices_claimed": len({(c.engine, c.voice_name) for c in listed_clips}),
+        "voices_claimed": len({(c.engine, c.claimed_voice) for c in listed_clips}),
         "variants_claimed": len({c.voice for c in listed_clips}),
         "folders": _group_rows(clips, embeddings, lambda c: str(c.folder), threshold),
         "engines": _group_rows(listed_clips, embeddings[listed], lambda c: c.engine, threshold),
