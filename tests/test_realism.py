@@ -191,8 +191,8 @@ def test_edge_word_trains_on_training_halves_only_and_never_on_its_word(tmp_path
         assert not any("asterisk/moh" in s for s in music(real, "holdout"))  # 5 tracks, none held out
     act = positives(_recipe("activate", tmp_path))
     assert act[-1].endswith("coursera__[12]*@0.15")  # the fixed speaker split
-    assert positives(recipe) == [str(tmp_path / "tts" / "positives"), str(tmp_path / "tts" / "new_voices")]  # text alone
-    assert positives(replace(recipe, new_voices=0)) == [str(tmp_path / "tts" / "positives")]
+    assert positives(recipe) == [str(tmp_path / "tts" / "positives")]  # text alone
+    assert positives(replace(recipe, new_voices=4)) == [str(tmp_path / "tts" / "positives"), str(tmp_path / "tts" / "new_voices")]
 
 
 def test_fit_and_holdout_cut_the_training_half_only():

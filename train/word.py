@@ -4,8 +4,8 @@
 
 Steps (each a project command run as its own process, so its progress shows as it goes):
 
- 1. ``tts``         offline TTS: the word in many voices, then in ``--new-voices`` new Kokoro
-                    voices (one each), similar-sounding words, ordinary phrases, and
+ 1. ``tts``         offline TTS: the word in many voices (``--new-voices N``: N more, each in
+                    its own new Kokoro voice), similar-sounding words, ordinary phrases, and
                     pseudo-sentences in 12 other languages (``edge-synth tts``)
  2. ``build``       labelled 10 s training and validation clips (``edge-synth build``) over
                     real negative *training* audio: the training halves of LJ Speech, the
@@ -84,10 +84,11 @@ class WordRecipe:
     debian: Path | None
     tts_positives: int = 1500
     tts_negatives: int = 900
-    new_voices: int = 1000
-    """More TTS clips of the word, each in a new Kokoro voice (``edge-synth tts --new-voices``). Measured on wildfire's
-    round 1, stage 1 alone on the suite, clean, FRR at 0.1 / 0.5 / 1 FA/h: 1,500 clips 72.9 / 54.1 / 44.8 %; plus 1,000
-    stock-voice Kokoro clips 77.1 / 55.5 / 51.3 %; plus 999 new-voice clips 49.7 / 45.5 / 41.9 %."""
+    new_voices: int = 0
+    """More TTS clips of the word, each in its own new Kokoro voice (``edge-synth tts --new-voices``). Off by default:
+    measured on wildfire, stage 1 round 1, clean suite, FRR at 1 FA/h over two seeds, with 1,000 of them 54.1 and 39.6 %,
+    without 42.4 and 43.0 %; the full recipe with them 56.0 % (stage 1) and 19.0 % (cascade at 0.5 FA/h) against
+    50.5 and 11.0 % before; voyager's full recipe with them about as before (models/README.md, 2026-12-05)."""
     count: int = 3000
     val_count: int = 300
     epochs: int = 24
@@ -353,7 +354,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--tts-positives", type=int, default=d.tts_positives, help=f"TTS clips of the word (default {d.tts_positives})")
     p.add_argument("--tts-negatives", type=int, default=d.tts_negatives, help=f"TTS negative clips (default {d.tts_negatives})")
     p.add_argument("--new-voices", type=int, default=d.new_voices,
-                   help=f"more TTS clips of the word, each in a new Kokoro voice (default {d.new_voices}; 0: none)")
+                   help=f"more TTS clips of the word, each in its own new Kokoro voice (default {d.new_voices})")
     p.add_argument("--count", type=int, default=d.count, help=f"10 s training clips (default {d.count})")
     p.add_argument("--val-count", type=int, default=d.val_count, help=f"validation clips (default {d.val_count})")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs, round 1 (default {d.epochs})")
