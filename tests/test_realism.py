@@ -319,6 +319,7 @@ def test_edge_word_trains_both_rounds_with_spec_augment_unless_told_not_to(tmp_p
     (["   "], "not a word to train"),
     (["voyager", "--shared", "/nonexistent"], "no shared data folder"),
     (["voyager", "--patience", "-1"], "--patience must be at least 0, not -1"),
+    (["voyager", "--new-voices", "-5"], "--new-voices must be at least 0, not -5"),
     (["voyager", "--epochs", "0"], "--epochs must be at least 1, not 0"),
     (["voyager", "--verifier-hours", "0"], "--verifier-hours must be above 0"),
     (["voyager", "--target-fa", "nan"], "--target-fa must be above 0"),
