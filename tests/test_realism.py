@@ -343,3 +343,9 @@ def test_edge_word_refuses_to_resume_with_other_settings(tmp_path):
     _check_same_recipe(recipe)  # the same command resumes
     with pytest.raises(DataError, match=r"other settings \(count\)"):
         _check_same_recipe(replace(recipe, count=recipe.count + 1))
+    made_before = json.loads((tmp_path / "recipe.json").read_text())
+    del made_before["new_voices"]  # a folder made before --new-voices existed: it had none
+    (tmp_path / "recipe.json").write_text(json.dumps(made_before))
+    _check_same_recipe(recipe)
+    with pytest.raises(DataError, match=r"other settings \(new_voices\)"):
+        _check_same_recipe(replace(recipe, new_voices=10))

@@ -74,6 +74,8 @@ MAX_THRESHOLD = 0.999999
 THRESHOLD_DIGITS = 7
 ROUND1_CONDITIONS = "clean"
 CHILD_STOP_SECONDS = 10.0
+ABSENT_MEANS = {"new_voices": 0}
+"""What a setting added after a work folder was made meant for that folder (its recipe.json lacks the key)."""
 
 
 @dataclass(frozen=True)
@@ -281,7 +283,7 @@ def _check_same_recipe(recipe: WordRecipe) -> None:
     mine = json.loads(json.dumps(asdict(recipe), default=str))
     if path.is_file():
         old = json.loads(path.read_text())
-        changed = sorted(k for k in mine if old.get(k) != mine[k])
+        changed = sorted(k for k in mine if old.get(k, ABSENT_MEANS.get(k)) != mine[k])
         if changed:
             raise DataError(f"{recipe.out} holds a run with other settings ({', '.join(changed)}); "
                             "run the same command again, or use a new --out")
