@@ -20,6 +20,7 @@ import json
 import resource
 import sys
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,6 +31,7 @@ from edge.features import MODEL_INPUT_SCALE
 from edge.geometry import DEFAULT_GEOMETRY
 from edge.helpformat import HelpFormatter
 
+from .averaging import AverageConfig, WeightAverage
 from .dataset import load_dataset, manifest_hash
 from .model import ModelConfig, build_model
 from .quiet_tf import quiet_tensorflow
@@ -53,6 +55,8 @@ class TrainConfig:
     """A trained ``.keras`` model of the same shape to start from (fine-tuning)."""
     spec_augment: SpecAugmentConfig | None = None
     """Mask random time and channel bands of the training batches (never of validation)."""
+    average: AverageConfig | None = None
+    """Validate, keep and convert a moving average of the weights over batches (``train/averaging.py``)."""
 
 
 def clip_frames(n_frames: int) -> int:
@@ -124,8 +128,9 @@ class Batches:
         self.start_epoch(self.epoch + 1)
 
 
-def run_epoch(model, batches: Batches, training: bool, log=None) -> float:
-    """One pass over the batches; returns the mean loss (weighted by batch)."""
+def run_epoch(model, batches: Batches, training: bool, log=None, after_batch=None) -> float:
+    """One pass over the batches; returns the mean loss (weighted by batch). ``after_batch(model)``
+    runs after each one (the weight average)."""
     losses = []
     step = model.train_on_batch if training else model.test_on_batch
     report_every = max(len(batches) // 10, 1)
@@ -133,6 +138,8 @@ def run_epoch(model, batches: Batches, training: bool, log=None) -> float:
         x, y, w = batches.batch(i)
         loss = step(x, y, sample_weight=w)
         losses.append(float(np.asarray(loss).reshape(-1)[0]))
+        if after_batch is not None:
+            after_batch(model)
         if log is not None and (i + 1) % report_every == 0:
             print(f"  batch {i + 1}/{len(batches)} loss {np.mean(losses):.4f}", file=log, flush=True)
     return float(np.mean(losses)) if losses else float("nan")
@@ -156,9 +163,12 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
     if state.get("finished"):
         print(f"edge-train: {out_dir} already finished ({state['epoch']} epochs); best model {out_dir / BEST}", file=log)
         return out_dir / BEST
+    average = WeightAverage(config.average) if config.average else None
     if (out_dir / CHECKPOINT).is_file() and state:
         model = keras.models.load_model(out_dir / CHECKPOINT)
         print(f"edge-train: resuming after epoch {state['epoch']}", file=log)
+        if average is not None and not average.load(out_dir):
+            print("edge-train: no saved weight average beside the checkpoint; averaging from here", file=log)
     else:
         model = build_model(model_config)
         if config.init:
@@ -181,9 +191,11 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
     for epoch in range(state["epoch"], config.epochs):
         started = time.monotonic()
         print(f"edge-train: epoch {epoch + 1}/{config.epochs}", file=log, flush=True)
-        loss = run_epoch(model, train_b, training=True, log=log)
+        loss = run_epoch(model, train_b, training=True, log=log,
+                         after_batch=(lambda m: average.process(m.get_weights())) if average else None)
         train_b.on_epoch_end()
-        val_loss = run_epoch(model, val_b, training=False)
+        with _averaged(average, model):
+            val_loss = run_epoch(model, val_b, training=False)
         seconds = time.monotonic() - started
         state["history"]["loss"].append(loss)
         state["history"]["val_loss"].append(val_loss)
@@ -193,10 +205,13 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
         if improved:
             state["best"] = val_loss
             state["wait"] = 0
-            model.save(out_dir / BEST)
+            with _averaged(average, model):
+                model.save(out_dir / BEST)
         else:
             state["wait"] += 1
         state["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        if average is not None:
+            average.save(out_dir)
         model.save(out_dir / CHECKPOINT)
         state_path.write_text(json.dumps(state, indent=1))
         _log_epoch(out_dir, state, log)
@@ -206,6 +221,11 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
     state["finished"] = True
     state_path.write_text(json.dumps(state, indent=1))
     return out_dir / BEST
+
+
+def _averaged(average: WeightAverage | None, model):
+    """The model with its averaged weights for the block (itself when not averaging)."""
+    return average.applied(model) if average is not None else nullcontext(model)
 
 
 def _load_initial_weights(model, path: str) -> None:
@@ -248,6 +268,15 @@ def _load_all(folders: list[str]) -> tuple[np.ndarray, np.ndarray]:
     return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
 
 
+def _decay(text: str) -> float:
+    try:
+        value = float(text)
+        AverageConfig(value)
+    except (ValueError, DataError) as exc:
+        raise argparse.ArgumentTypeError(f"{text!r}: must be a number strictly between 0 and 1") from exc
+    return value
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="edge-train", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--data", nargs="+", required=True, help="training dataset folder(s) from edge-synth build")
@@ -264,11 +293,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init", metavar="MODEL.keras", help="start from this trained model's weights (fine-tuning)")
     p.add_argument("--spec-augment", action="store_true",
                    help="mask random time and channel bands of the training batches (SpecAugment; train/specaugment.py)")
+    p.add_argument("--average-weights", action="store_true",
+                   help="validate, keep and convert a moving average of the weights over batches (train/averaging.py)")
+    p.add_argument("--average-decay", type=_decay, default=AverageConfig.decay,
+                   help="with --average-weights: weight of the old average at each batch")
     args = p.parse_args(argv)
     quiet_tensorflow()
     mc = ModelConfig(filters=args.filters, gru_units=args.units, dropout=args.dropout, learning_rate=args.lr)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed,
-                     init=args.init, spec_augment=SpecAugmentConfig() if args.spec_augment else None)
+                     init=args.init, spec_augment=SpecAugmentConfig() if args.spec_augment else None,
+                     average=AverageConfig(args.average_decay) if args.average_weights else None)
     code, best = run_guarded("edge-train", train, args.data, args.val, args.out, mc, tc, resumable=True)
     if code is not None:
         return code
