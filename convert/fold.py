@@ -9,6 +9,10 @@ The result, ``StepWeights``, is what one 40 ms output step computes::
     p       = sigmoid(h2 @ out_w + out_b)                # Dense (GRU 2's BatchNorm folded in)
 
 ``numpy_step`` runs exactly that in float64 as the reference for every parity check.
+
+An ensemble merged by ``train.ensemble`` has block-diagonal GRU matrices: ``members`` says how many
+independent members the weights hold (1 for an ordinary model), and ``member_gru`` cuts one out, so
+the step graph can run each member's small blocks instead of the dense, mostly-zero wide matrices.
 """
 
 from __future__ import annotations
@@ -41,10 +45,51 @@ class StepWeights:
     kernel_frames: int
     stride_frames: int
     channels: int
+    members: int = 1
+    """Independent members side by side (block-diagonal GRUs, found by ``find_members``)."""
 
     @property
     def conv_state_frames(self) -> int:
         return self.kernel_frames - self.stride_frames
+
+
+GRU_GATES = 3
+MAX_MEMBERS = 8
+
+
+def _member_columns(units: int, members: int, i: int) -> np.ndarray:
+    """Columns of member ``i``'s z, r and h gates in a merged (.., 3 * units) GRU matrix."""
+    u = units // members
+    return np.concatenate([np.arange(g * units + i * u, g * units + (i + 1) * u) for g in range(GRU_GATES)])
+
+
+def member_gru(w: GruWeights, members: int, i: int) -> GruWeights:
+    """Member ``i``'s own GRU out of a block-diagonal merged one."""
+    cols = _member_columns(w.units, members, i)
+    r, u = w.kernel.shape[0] // members, w.units // members
+    return GruWeights(w.kernel[i * r : (i + 1) * r, cols], w.recurrent[i * u : (i + 1) * u, cols],
+                      w.input_bias[cols], w.recurrent_bias[cols])
+
+
+def _block_diagonal(w: GruWeights, members: int) -> bool:
+    if w.kernel.shape[0] % members or w.units % members:
+        return False
+    for matrix in (w.kernel, w.recurrent):
+        inside = np.zeros(matrix.shape, dtype=bool)
+        r = matrix.shape[0] // members
+        for i in range(members):
+            inside[np.ix_(np.arange(i * r, (i + 1) * r), _member_columns(w.units, members, i))] = True
+        if np.any(matrix[~inside]):
+            return False
+    return True
+
+
+def find_members(gru1: GruWeights, gru2: GruWeights) -> int:
+    """The most members both GRUs split into exactly (every weight outside the blocks is zero); 1 if none."""
+    for n in range(MAX_MEMBERS, 1, -1):
+        if _block_diagonal(gru1, n) and _block_diagonal(gru2, n):
+            return n
+    return 1
 
 
 def _bn_affine(layer) -> tuple[np.ndarray, np.ndarray]:
@@ -74,16 +119,18 @@ def fold(model) -> StepWeights:
     s1, b1 = _bn_affine(model.get_layer("gru1_bn"))
     s2, b2 = _bn_affine(model.get_layer("gru2_bn"))
     dense_w, dense_b = (np.asarray(w, dtype=np.float64) for w in model.get_layer("prob").get_weights())
+    gru1, gru2 = _gru(model.get_layer("gru1")), _gru(model.get_layer("gru2"), s1, b1)
     return StepWeights(
         conv_w=conv_w,
         conv_b=conv_b,
-        gru1=_gru(model.get_layer("gru1")),
-        gru2=_gru(model.get_layer("gru2"), s1, b1),
+        gru1=gru1,
+        gru2=gru2,
         out_w=dense_w * s2[:, None],
         out_b=dense_b + b2 @ dense_w,
         kernel_frames=k,
         stride_frames=int(conv.strides[0]),
         channels=ch,
+        members=find_members(gru1, gru2),
     )
 
 

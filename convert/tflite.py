@@ -15,7 +15,7 @@ from collections.abc import Iterable, Iterator
 
 import numpy as np
 
-from .fold import StepWeights
+from .fold import GruWeights, StepWeights, member_gru
 
 INPUT_NAMES = ("frames", "conv_state", "gru1_state", "gru2_state")
 OUTPUT_NAMES = ("logit", "conv_state_out", "gru1_state_out", "gru2_state_out")
@@ -32,6 +32,16 @@ def _gru_tf(tf, x, h, w, prefix: str):
     r = tf.sigmoid(mx[:, u : 2 * u] + mh[:, u : 2 * u])
     hh = tf.tanh(mx[:, 2 * u :] + r * mh[:, 2 * u :])
     return tf.add(z * h, (1.0 - z) * hh, name=f"{prefix}_h")
+
+
+def _gru_members_tf(tf, x, h, w: GruWeights, members: int, prefix: str):
+    """A merged ensemble's GRU as its members' own small GRUs (their outputs side by side)."""
+    if members == 1:
+        return _gru_tf(tf, x, h, w, prefix)
+    r, u = w.kernel.shape[0] // members, w.units // members
+    outs = [_gru_tf(tf, x[:, i * r : (i + 1) * r], h[:, i * u : (i + 1) * u], member_gru(w, members, i), f"{prefix}_m{i}")
+            for i in range(members)]
+    return tf.concat(outs, axis=1, name=f"{prefix}_h")
 
 
 def step_module(weights: StepWeights):
@@ -58,8 +68,8 @@ def step_module(weights: StepWeights):
         def step(self, frames, conv_state, gru1_state, gru2_state):
             window = tf.concat([conv_state, frames], axis=1)
             c = tf.nn.relu(tf.matmul(tf.reshape(window, [1, k * ch]), conv_w) + conv_b)
-            h1 = _gru_tf(tf, c, gru1_state, weights.gru1, "gru1")
-            h2 = _gru_tf(tf, h1, gru2_state, weights.gru2, "gru2")
+            h1 = _gru_members_tf(tf, c, gru1_state, weights.gru1, weights.members, "gru1")
+            h2 = _gru_members_tf(tf, h1, gru2_state, weights.gru2, weights.members, "gru2")
             logit = tf.matmul(h2, out_w) + out_b
             return {
                 "logit": tf.reshape(logit, [1, 1]),
