@@ -195,6 +195,32 @@ def test_edge_word_trains_on_training_halves_only_and_never_on_its_word(tmp_path
     assert positives(replace(recipe, new_voices=4)) == [str(tmp_path / "tts" / "positives"), str(tmp_path / "tts" / "new_voices")]
 
 
+def test_edge_word_members_train_with_their_own_seeds_and_merge_each_round(tmp_path):
+    from dataclasses import replace
+
+    from train.word import MEMBER_SEED_STEP, steps
+
+    def commands(recipe, name):
+        return [list(map(str, c)) for st in steps(recipe) if st.name == name for c in st.commands]
+
+    def flag(cmd, name):
+        return cmd[cmd.index(name) + 1]
+
+    one = _recipe("voyager", tmp_path)
+    assert [flag(c, "--out") for c in commands(one, "train")] == [str(tmp_path / "run1")]
+    assert flag(commands(one, "convert")[0], "--model") == str(tmp_path / "run1" / "model.keras")
+    three = replace(one, members=3)
+    train = commands(three, "train")
+    assert [flag(c, "--seed") for c in train[:3]] == [str(one.seed + k * MEMBER_SEED_STEP) for k in range(3)]
+    assert [flag(c, "--out") for c in train[:3]] == [str(tmp_path / d) for d in ("run1", "run1-m1", "run1-m2")]
+    assert "train.ensemble" in train[3] and flag(train[3], "--out") == str(tmp_path / "run1-ensemble.keras")
+    assert flag(commands(three, "convert")[0], "--model") == str(tmp_path / "run1-ensemble.keras")
+    tune = commands(three, "tune")[1:]
+    assert [flag(c, "--init") for c in tune[:3]] == [str(tmp_path / d / "model.keras") for d in ("run1", "run1-m1", "run1-m2")]
+    assert flag(tune[3], "--out") == str(tmp_path / "run2-ensemble.keras")
+    assert flag(commands(three, "final")[0], "--model") == str(tmp_path / "run2-ensemble.keras")
+
+
 def test_fit_and_holdout_cut_the_training_half_only():
     files = list_audio(DATA / "speech" / "ljspeech")
     for path in files:
@@ -320,6 +346,7 @@ def test_edge_word_trains_both_rounds_with_spec_augment_unless_told_not_to(tmp_p
     (["voyager", "--shared", "/nonexistent"], "no shared data folder"),
     (["voyager", "--patience", "-1"], "--patience must be at least 0, not -1"),
     (["voyager", "--new-voices", "-5"], "--new-voices must be at least 0, not -5"),
+    (["voyager", "--members", "0"], "--members must be at least 1, not 0"),
     (["voyager", "--epochs", "0"], "--epochs must be at least 1, not 0"),
     (["voyager", "--verifier-hours", "0"], "--verifier-hours must be above 0"),
     (["voyager", "--target-fa", "nan"], "--target-fa must be above 0"),
@@ -349,3 +376,8 @@ def test_edge_word_refuses_to_resume_with_other_settings(tmp_path):
     _check_same_recipe(recipe)
     with pytest.raises(DataError, match=r"other settings \(new_voices\)"):
         _check_same_recipe(replace(recipe, new_voices=10))
+    del made_before["members"]  # nor --members: one model
+    (tmp_path / "recipe.json").write_text(json.dumps(made_before))
+    _check_same_recipe(recipe)
+    with pytest.raises(DataError, match=r"other settings \(members\)"):
+        _check_same_recipe(replace(recipe, members=2))

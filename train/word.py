@@ -12,7 +12,8 @@ Steps (each a project command run as its own process, so its progress shows as i
                     English, Spanish, French, Italian and Russian prompts, WUW callers'
                     training sessions (other keywords only), Speech Commands, Precise's
                     not-wake-words, and the training half of Debian's music as backgrounds
- 3. ``train``       the Conv1D + GRU model (``edge-train``)
+ 3. ``train``       the Conv1D + GRU model (``edge-train``); with ``--members N``, N of them
+                    with other seeds, merged into one ensemble model (``train.ensemble``)
  4. ``convert``     int8 streaming model, parity-checked (``edge-convert``): round 1
  5. ``mine``        where round 1 fires on the real negative training audio (``edge-mine``)
  6. ``tune``        a second training set where the mined clips get a share of the negative
@@ -70,11 +71,13 @@ REAL_POSITIVE_SHARE = 0.15
 MINED_SHARE = 0.3
 TUNE_LR = 3e-4
 TUNE_COUNT_SHARE = 0.5
+MEMBER_SEED_STEP = 100
+"""Member k of an ensemble trains with seed + k * MEMBER_SEED_STEP (far from the other steps' seed + 1, + 2)."""
 MAX_THRESHOLD = 0.999999
 THRESHOLD_DIGITS = 7
 ROUND1_CONDITIONS = "clean"
 CHILD_STOP_SECONDS = 10.0
-ABSENT_MEANS = {"new_voices": 0}
+ABSENT_MEANS = {"new_voices": 0, "members": 1}
 """What a setting added after a work folder was made meant for that folder (its recipe.json lacks the key)."""
 
 
@@ -100,6 +103,9 @@ class WordRecipe:
     alone on the suite, clean, FRR at 0.1 / 0.5 / 1 FA/h: 8 epochs without it 80.2 / 72.6 / 55.0 %; 24 epochs
     (early stop after 14) without it 100 / 74.4 / 65.1 %; with it (stop after 17) 72.9 / 54.1 / 44.8 %."""
     tune_epochs: int = 3
+    members: int = 1
+    """Stage-1 models trained with other seeds and merged into one (``train.ensemble``: the mean of their logits,
+    each member running as its own blocks on the device, so N members cost N times stage 1's CPU)."""
     mine_threshold: float = 0.5
     target_fa_per_hour: float = 0.5
     refractory: float = 2.0
@@ -194,6 +200,39 @@ def _masking(recipe: WordRecipe) -> tuple[str, ...]:
     return ("--spec-augment",) if recipe.spec_augment else ()
 
 
+def _run_dir(recipe: WordRecipe, run: str, member: int) -> Path:
+    """Member 0 trains in ``run`` itself (so a one-member recipe is what it always was), member k in ``run-mK``."""
+    return recipe.out / (run if member == 0 else f"{run}-m{member}")
+
+
+def _round_model(recipe: WordRecipe, run: str) -> Path:
+    """The Keras model a round ends with: the one run's best, or the members merged."""
+    return recipe.out / run / "model.keras" if recipe.members == 1 else recipe.out / f"{run}-ensemble.keras"
+
+
+def _merge(recipe: WordRecipe, run: str) -> tuple[tuple, ...]:
+    if recipe.members == 1:
+        return ()
+    models = [_run_dir(recipe, run, k) / "model.keras" for k in range(recipe.members)]
+    return (tuple(_py("train.ensemble", "--models", *models, "--out", _round_model(recipe, run))),)
+
+
+def _train_round1(recipe: WordRecipe) -> tuple[tuple, ...]:
+    o = recipe.out
+    return tuple(tuple(_py("train.train", "--data", o / "ds-train", "--val", o / "ds-val", "--out", _run_dir(recipe, "run1", k),
+                           "--epochs", recipe.epochs, "--patience", recipe.patience, "--seed", recipe.seed + k * MEMBER_SEED_STEP,
+                           *_masking(recipe)))
+                 for k in range(recipe.members)) + _merge(recipe, "run1")
+
+
+def _tune(recipe: WordRecipe) -> tuple[tuple, ...]:
+    o = recipe.out
+    return tuple(tuple(_py("train.train", "--data", o / "ds-train", o / "ds-mined", "--val", o / "ds-val", "--out", _run_dir(recipe, "run2", k),
+                           "--init", _run_dir(recipe, "run1", k) / "model.keras", "--epochs", recipe.tune_epochs, "--lr", TUNE_LR,
+                           "--patience", recipe.patience, "--seed", recipe.seed + 1 + k * MEMBER_SEED_STEP, *_masking(recipe)))
+                 for k in range(recipe.members)) + _merge(recipe, "run2")
+
+
 def steps(recipe: WordRecipe) -> list[Step]:
     o, n = recipe.out, recipe.name
     round1, final = o / "round1" / f"{n}.tflite", o / f"{n}.tflite"
@@ -204,18 +243,14 @@ def steps(recipe: WordRecipe) -> list[Step]:
              "offline TTS clips"),
         Step("build", (tuple(_build(recipe, "ds-train", recipe.count, recipe.seed)), tuple(_build(recipe, "ds-val", recipe.val_count, recipe.seed + 1))),
              "training and validation sets"),
-        Step("train", (tuple(_py("train.train", "--data", o / "ds-train", "--val", o / "ds-val", "--out", o / "run1",
-                                 "--epochs", recipe.epochs, "--patience", recipe.patience, "--seed", recipe.seed,
-                                 *_masking(recipe))),), "training, round 1"),
-        Step("convert", (tuple(_convert(recipe, o / "run1" / "model.keras", round1)),), "int8 conversion, round 1"),
+        Step("train", _train_round1(recipe), "training, round 1" + (f" ({recipe.members} members)" if recipe.members > 1 else "")),
+        Step("convert", (tuple(_convert(recipe, _round_model(recipe, "run1"), round1)),), "int8 conversion, round 1"),
         Step("mine", (tuple(_py("train.mine", "--model", round1, "--negatives", *real_negatives(recipe), "--out", mined,
                                 "--threshold", recipe.mine_threshold)),), "hard negatives mined from real training audio"),
         Step("tune", (tuple(_build(recipe, "ds-mined", max(int(recipe.count * TUNE_COUNT_SHARE), 1), recipe.seed + 2, (f"{mined}@{MINED_SHARE}",))),
-                      tuple(_py("train.train", "--data", o / "ds-train", o / "ds-mined", "--val", o / "ds-val", "--out", o / "run2",
-                                "--init", o / "run1" / "model.keras", "--epochs", recipe.tune_epochs, "--lr", TUNE_LR,
-                                "--patience", recipe.patience, "--seed", recipe.seed + 1, *_masking(recipe)))),
+                      *_tune(recipe)),
              "fine-tuning on the mined negatives, round 2"),
-        Step("final", (tuple(_convert(recipe, o / "run2" / "model.keras", final)),
+        Step("final", (tuple(_convert(recipe, _round_model(recipe, "run2"), final)),
                        tuple(_py("train.word", "--calibrate", final, "--out", o, "--target-fa", recipe.target_fa_per_hour,
                                  *_shared_args(recipe), recipe.word))), "final int8 model and its threshold"),
     ]
@@ -364,6 +399,8 @@ def parser() -> argparse.ArgumentParser:
                    help=f"stop training after this many epochs without a better validation loss (default {d.patience})")
     p.add_argument("--no-spec-augment", action="store_true", help="train without SpecAugment (masked time and channel bands)")
     p.add_argument("--tune-epochs", type=int, default=d.tune_epochs, help=f"fine-tuning epochs, round 2 (default {d.tune_epochs})")
+    p.add_argument("--members", type=int, default=d.members,
+                   help=f"stage-1 models trained with other seeds and merged into one ensemble (default {d.members})")
     p.add_argument("--target-fa", type=float, default=d.target_fa_per_hour,
                    help=f"false accepts per hour the threshold is set for, on real training audio (default {d.target_fa_per_hour})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed of every random choice (default {d.seed})")
@@ -381,7 +418,7 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
-LEAST = {"tts_positives": 1, "tts_negatives": 0, "new_voices": 0, "count": 1, "val_count": 1, "epochs": 1, "patience": 0, "tune_epochs": 1,
+LEAST = {"tts_positives": 1, "tts_negatives": 0, "new_voices": 0, "count": 1, "val_count": 1, "epochs": 1, "patience": 0, "tune_epochs": 1, "members": 1,
          "verifier_examples": 1}
 """The smallest value each whole-number option takes; checked before any step runs, so a typo costs no TTS time."""
 ABOVE_ZERO = ("target_fa", "verifier_hours")
@@ -409,7 +446,7 @@ def recipe_from(args: argparse.Namespace) -> WordRecipe:
     recipe = WordRecipe(word=word, out=args.out or Path("data") / "_".join(word.lower().split()), shared=shared, debian=debian,
                         tts_positives=args.tts_positives, tts_negatives=args.tts_negatives, new_voices=args.new_voices, count=args.count, val_count=args.val_count,
                         epochs=args.epochs, patience=args.patience, spec_augment=not args.no_spec_augment,
-                        tune_epochs=args.tune_epochs, target_fa_per_hour=args.target_fa, seed=args.seed,
+                        tune_epochs=args.tune_epochs, members=args.members, target_fa_per_hour=args.target_fa, seed=args.seed,
                         suite=not args.no_suite, extra_positives=tuple(args.positives), verifier=not args.no_verifier,
                         verifier_examples=args.verifier_examples, verifier_hours=args.verifier_hours)
     return replace(recipe, out=recipe.out.resolve())
