@@ -1,6 +1,6 @@
 """Merge several trained step models into one model of the same kind: an ensemble the device runs as one.
 
-    python -m train.ensemble --models run1/model.keras run1-b/model.keras --out run1/ensemble.keras
+    edge-ensemble --models run1/model.keras run1-b/model.keras --out run1/ensemble.keras
 
 Members are models of the same shape (``edge-train`` with other seeds). The merged model is again
 Conv1D -> BatchNorm -> GRU -> BatchNorm -> GRU -> BatchNorm -> Dense(sigmoid), only wider:
@@ -106,7 +106,7 @@ def merge_files(paths: list[str], out: str, log=None) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m train.ensemble", description=__doc__, formatter_class=HelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-ensemble", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--models", nargs="+", required=True, help="trained .keras models of the same shape (two or more)")
     p.add_argument("--out", required=True, help="the merged .keras model")
     args = p.parse_args(argv)
