@@ -77,7 +77,10 @@ def merge(members: list) -> object:
     n, u = len(members), c.gru_units
     merged = build_model(ModelConfig(filters=n * c.filters, kernel_frames=c.kernel_frames, stride_frames=c.stride_frames,
                                      gru_units=n * u, dropout=c.dropout, channels=c.channels))
-    layers = lambda name: [m.get_layer(name).get_weights() for m in members]  # noqa: E731
+
+    def layers(name: str) -> list[list[np.ndarray]]:
+        return [m.get_layer(name).get_weights() for m in members]
+
     merged.get_layer("conv").set_weights([np.concatenate([k for k, _ in layers("conv")], axis=-1),
                                           np.concatenate([b for _, b in layers("conv")])])
     for name in BN_LAYERS:
