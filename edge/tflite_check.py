@@ -119,23 +119,24 @@ class Reader:
         pos = self.field(table, index)
         return None if pos is None else self.deref(pos)
 
-    def vector(self, table: int, index: int, element_size: int) -> tuple[int, int]:
-        """(start, length) of a vector field; (0, 0) when absent."""
+    def vector(self, table: int, index: int, element_size: int, max_items: int | None = None) -> tuple[int, int]:
+        """(start, length) of a vector field; (0, 0) when absent. ``max_items`` caps vectors the
+        checker walks item by item; a byte vector (a weight buffer) is only bounded by the file."""
         pos = self.field(table, index)
         if pos is None:
             return 0, 0
         start = self.deref(pos)
         length = self.u32(start)
-        if length > MAX_DEPTH_ITEMS or start + UOFFSET + length * element_size > len(self.data):
+        if (max_items is not None and length > max_items) or start + UOFFSET + length * element_size > len(self.data):
             raise self.fail(f"vector of {length} items at byte {start} runs past the end")
         return start + UOFFSET, length
 
     def tables(self, table: int, index: int) -> list[int]:
-        start, length = self.vector(table, index, UOFFSET)
+        start, length = self.vector(table, index, UOFFSET, MAX_DEPTH_ITEMS)
         return [self.deref(start + i * UOFFSET) for i in range(length)]
 
     def ints(self, table: int, index: int) -> list[int]:
-        start, length = self.vector(table, index, 4)
+        start, length = self.vector(table, index, 4, MAX_DEPTH_ITEMS)
         return [self.i32(start + 4 * i) for i in range(length)]
 
     def string(self, table: int, index: int) -> str:

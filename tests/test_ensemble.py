@@ -111,3 +111,25 @@ def test_a_missing_member_is_one_line(tmp_path, capsys):
     assert main(["--models", str(tmp_path / "nope.keras"), str(tmp_path / "nope2.keras"), "--out", str(tmp_path / "m.keras")]) != 0
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not found" in err[0]
+
+
+def test_weight_buffers_over_a_megabyte_pass_the_structure_check_and_a_cut_file_does_not():
+    """A three-member ensemble's float conv weights are 1.4 MB in one buffer; the FlatBuffer check
+    capped every vector at a million items and called such a model corrupt."""
+    from convert.fold import GruWeights, StepWeights
+    from convert.tflite import to_tflite
+    from edge.errors import ModelError
+    from edge.tflite_check import check_tflite
+
+    rng = np.random.default_rng(0)
+    k, ch, f, u = 15, 40, 600, 8  # conv_w: 600 x 600 float32 = 1.44 MB
+
+    def gru(n_in):
+        return GruWeights(rng.normal(size=(n_in, 3 * u)), rng.normal(size=(u, 3 * u)), np.zeros(3 * u), np.zeros(3 * u))
+
+    w = StepWeights(rng.normal(size=(k * ch, f)), np.zeros(f), gru(f), gru(u), rng.normal(size=(u, 1)), np.zeros(1), k, 4, ch)
+    data = to_tflite(w)
+    assert len(data) > 1_440_000
+    check_tflite(data, "big.tflite")
+    with pytest.raises(ModelError, match="cut.tflite: corrupt TFLite model .*past the end"):
+        check_tflite(data[: len(data) // 2], "cut.tflite")
