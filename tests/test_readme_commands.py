@@ -441,7 +441,7 @@ def word_line() -> str:
 WORD_TOY_SECONDS = 850
 MIN_HELD_OUT_HOURS = 0.5
 """The held-out part of the shared data's training halves is 0.7 h; the Debian audio, once fetched, adds 0.9 h."""
-WORD_TOY_FLAGS = ("--tts-positives 6 --tts-negatives 6 --new-voices 4 --members 2 --count 16 --val-count 8 --epochs 1 --tune-epochs 1 --no-suite "
+WORD_TOY_FLAGS = ("--tts-positives 6 --tts-negatives 6 --new-voices 4 --count 16 --val-count 8 --epochs 1 --tune-epochs 1 --no-suite "
                   "--verifier-examples 20 --verifier-hours 0.02")
 
 
@@ -456,7 +456,7 @@ def test_edge_word_line_runs_at_toy_scale_and_resumes(workdir):
     meta = json.loads(model.with_suffix(".json").read_text())
     assert meta["word"] == "computer" and 0.0 < meta["detector"]["threshold"] < 1.0
     work = cwd / "data" / "computer"
-    assert (work / "run1-ensemble.keras").is_file() and (work / "run2-ensemble.keras").is_file()  # --members 2
+    assert (work / "run1-ensemble.keras").is_file() and (work / "run2-ensemble.keras").is_file()  # the default two members
     assert meta["stream"]["gru_units"] == [2 * 128, 2 * 128]  # one model holding both members
     assert meta["calibration"]["negative_hours"] > MIN_HELD_OUT_HOURS  # held-out real audio, without the Debian part here
     assert sorted(p.stem for p in (cwd / "data" / "computer" / "steps").glob("*.done")) == sorted(

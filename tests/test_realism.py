@@ -206,7 +206,7 @@ def test_edge_word_members_train_with_their_own_seeds_and_merge_each_round(tmp_p
     def flag(cmd, name):
         return cmd[cmd.index(name) + 1]
 
-    one = _recipe("voyager", tmp_path)
+    one = replace(_recipe("voyager", tmp_path), members=1)
     assert [flag(c, "--out") for c in commands(one, "train")] == [str(tmp_path / "run1")]
     assert flag(commands(one, "convert")[0], "--model") == str(tmp_path / "run1" / "model.keras")
     three = replace(one, members=3)
@@ -335,8 +335,9 @@ def test_edge_word_trains_both_rounds_with_spec_augment_unless_told_not_to(tmp_p
 
     recipe = _recipe("voyager", tmp_path)
     on, off = training_commands(recipe), training_commands(replace(recipe, spec_augment=False))
-    assert len(on) == 2 and all("--spec-augment" in cmd for cmd in on)
-    assert len(off) == 2 and not any("--spec-augment" in cmd for cmd in off)
+    rounds = 2 * recipe.members  # every member trains in both rounds
+    assert len(on) == rounds and all("--spec-augment" in cmd for cmd in on)
+    assert len(off) == rounds and not any("--spec-augment" in cmd for cmd in off)
     first = on[0]
     assert first[first.index("--epochs") + 1] == str(recipe.epochs) and first[first.index("--patience") + 1] == str(recipe.patience)
 
@@ -368,16 +369,16 @@ def test_edge_word_refuses_to_resume_with_other_settings(tmp_path):
     recipe = _recipe("voyager", tmp_path)
     _check_same_recipe(recipe)
     _check_same_recipe(recipe)  # the same command resumes
-    with pytest.raises(DataError, match=r"other settings \(count\)"):
+    with pytest.raises(DataError, match=r"other settings \(count: 3000 there, 3001 now\); run it with those settings"):
         _check_same_recipe(replace(recipe, count=recipe.count + 1))
     made_before = json.loads((tmp_path / "recipe.json").read_text())
     del made_before["new_voices"]  # a folder made before --new-voices existed: it had none
     (tmp_path / "recipe.json").write_text(json.dumps(made_before))
     _check_same_recipe(recipe)
-    with pytest.raises(DataError, match=r"other settings \(new_voices\)"):
+    with pytest.raises(DataError, match=r"other settings \(new_voices: 0 there, 10 now\)"):
         _check_same_recipe(replace(recipe, new_voices=10))
-    del made_before["members"]  # nor --members: one model
+    del made_before["members"]  # nor --members: one model, which is no longer the default
     (tmp_path / "recipe.json").write_text(json.dumps(made_before))
-    _check_same_recipe(recipe)
-    with pytest.raises(DataError, match=r"other settings \(members\)"):
-        _check_same_recipe(replace(recipe, members=2))
+    _check_same_recipe(replace(recipe, members=1))
+    with pytest.raises(DataError, match=r"other settings \(members: 1 there, 2 now\)"):
+        _check_same_recipe(recipe)
