@@ -107,7 +107,7 @@ class WordRecipe:
     """Stage-1 models trained with other seeds and merged into one (``train.ensemble``: the mean of their logits, each
     member running as its own blocks on the device: 2 members cost 13 % more stage-1 CPU, 0.00187 against 0.00165 RTF).
     Measured on wildfire's round 1, stage 1 alone, clean suite, FRR at 1 FA/h: five single seeds 39.3-54.9 % (mean
-    46.3 %), three two-member ensembles 32.1, 33.1 and 42.5 % (mean 35.9 %), each 4.6-10.4 points under the mean of its
+    46.3 %), three two-member ensembles 32.1, 33.1 and 42.5 % (mean 35.9 %), each 4.6-9.6 points under the mean of its
     own members (models/README.md, 2026-12-05)."""
     mine_threshold: float = 0.5
     target_fa_per_hour: float = 0.5
