@@ -36,7 +36,7 @@ steps and resumes the one that was interrupted (every step resumes on its own). 
 evaluation audio of the suite never reaches training: every real folder is given as its
 ``:train`` half (WUW: by call session), see :mod:`train.suite`; training and mining use its
 ``:fit`` part, the threshold its ``:holdout`` part. Fits a 2-core CPU (the
-log of each step shows its time; about 80 minutes with the defaults).
+log of each step shows its time; about 90 minutes with the defaults).
 """
 
 from __future__ import annotations
