@@ -199,3 +199,13 @@ def _tradeoff_of(tmp_path, runs):
     wrong = subprocess.run([sys.executable, "-m", "train.tradeoff", "--suite", str(tmp_path)], cwd=REPO, capture_output=True, text=True,
                            timeout=300)
     assert wrong.returncode == 2 and "not a suite run" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+@pytest.mark.parametrize("flag, value", [("--conditions", "clean,noise"), ("--stage2-conditions", "none")])
+def test_suite_refuses_an_unknown_condition_with_one_line(tmp_path, flag, value):
+    """A typo used to skip a condition silently (stage 2) or fail deep in the run; now it is named at once."""
+    bad = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", str(REPO / "models" / "activate.tflite"), "--suite", "real",
+                          flag, value, "--out", str(tmp_path / "s")], cwd=REPO, capture_output=True, text=True, timeout=120)
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode != 0 and len(lines) == 1 and "Traceback" not in bad.stderr
+    assert "unknown condition(s)" in lines[0] and "the suite has clean, noise-10db, reverb" in lines[0]

@@ -334,7 +334,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--conditions", default="clean,noise-10db,reverb", help="with --suite: comma-separated conditions")
     p.add_argument("--stage2-conditions", default="clean",
                    help="with --suite and a model with a verifier: conditions where stage 2 also runs alone on every chunk "
-                        "(default clean; costly: a full embedding stream)")
+                        "(default clean; costly: a full embedding stream; an empty string: nowhere)")
     p.add_argument("--candidate-threshold", type=_open_unit, metavar="P",
                    help="with --suite: open verifier candidates at this stage-1 probability instead of the model's (recall against cost)")
     p.add_argument("--hold-seconds", type=_non_negative, metavar="S",

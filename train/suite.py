@@ -420,6 +420,9 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
     paths = paths or default_paths()
     if config.model.suffix != ".tflite" or not config.model.is_file():
         raise DataError(f"{config.model}: the suite scores the device model (.tflite with its .json)")
+    unknown = sorted(set(config.conditions + config.stage2_conditions) - set(CONDITIONS))
+    if unknown:
+        raise DataError(f"unknown condition(s) {', '.join(unknown)}: the suite has {', '.join(CONDITIONS)}")
     score, model_threshold = tflite_scorer(config.model)
     meta = json.loads(config.model.with_suffix(".json").read_text())
     word = config.word or meta.get("word")
