@@ -57,15 +57,16 @@ GRU_GATES = 3
 MAX_MEMBERS = 8
 
 
-def _member_columns(units: int, members: int, i: int) -> np.ndarray:
-    """Columns of member ``i``'s z, r and h gates in a merged (.., 3 * units) GRU matrix."""
+def member_columns(units: int, members: int, i: int) -> np.ndarray:
+    """Columns of member ``i``'s z, r and h gates in a merged (.., 3 * units) GRU matrix: gate g of
+    member i sits at ``g * units + i * units // members`` (``train.ensemble`` builds it that way)."""
     u = units // members
     return np.concatenate([np.arange(g * units + i * u, g * units + (i + 1) * u) for g in range(GRU_GATES)])
 
 
 def member_gru(w: GruWeights, members: int, i: int) -> GruWeights:
     """Member ``i``'s own GRU out of a block-diagonal merged one."""
-    cols = _member_columns(w.units, members, i)
+    cols = member_columns(w.units, members, i)
     r, u = w.kernel.shape[0] // members, w.units // members
     return GruWeights(w.kernel[i * r : (i + 1) * r, cols], w.recurrent[i * u : (i + 1) * u, cols],
                       w.input_bias[cols], w.recurrent_bias[cols])
@@ -78,7 +79,7 @@ def _block_diagonal(w: GruWeights, members: int) -> bool:
         inside = np.zeros(matrix.shape, dtype=bool)
         r = matrix.shape[0] // members
         for i in range(members):
-            inside[np.ix_(np.arange(i * r, (i + 1) * r), _member_columns(w.units, members, i))] = True
+            inside[np.ix_(np.arange(i * r, (i + 1) * r), member_columns(w.units, members, i))] = True
         if np.any(matrix[~inside]):
             return False
     return True

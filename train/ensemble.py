@@ -27,13 +27,12 @@ from pathlib import Path
 
 import numpy as np
 
+from convert.fold import GRU_GATES, member_columns
 from edge.errors import DataError, run_guarded
 from edge.helpformat import HelpFormatter
 
 from .model import ModelConfig, build_model
 
-GATES = 3
-"""Keras GRU gate blocks along the last axis of its kernels: z, r, h."""
 BN_LAYERS = ("conv_bn", "gru1_bn", "gru2_bn")
 GRU_LAYERS = ("gru1", "gru2")
 
@@ -48,22 +47,24 @@ def member_config(model) -> ModelConfig:
 
 
 def block_diagonal(blocks: list[np.ndarray], units: int) -> np.ndarray:
-    """A GRU matrix (rows, 3u) per member -> one (sum rows, 3 * n * u): gate g of member i sits at
-    columns ``g*n*u + i*u`` and its rows at member i's input rows; everything else is zero."""
+    """A GRU matrix (rows, 3u) per member -> one (sum rows, 3 * n * u): member i's rows at its input
+    rows, its gates at ``convert.fold.member_columns``; everything else is zero."""
     n = len(blocks)
-    rows = sum(b.shape[0] for b in blocks)
-    out = np.zeros((rows, GATES * n * units), dtype=np.float32)
+    out = np.zeros((sum(b.shape[0] for b in blocks), GRU_GATES * n * units), dtype=np.float32)
     r = 0
     for i, b in enumerate(blocks):
-        for g in range(GATES):
-            out[r : r + b.shape[0], g * n * units + i * units : g * n * units + (i + 1) * units] = b[:, g * units : (g + 1) * units]
+        out[r : r + b.shape[0], member_columns(n * units, n, i)] = b
         r += b.shape[0]
     return out
 
 
 def gate_concat(parts: list[np.ndarray], units: int) -> np.ndarray:
     """GRU biases (..., 3u) per member -> (..., 3 * n * u) in the merged gate layout."""
-    return np.concatenate([p[..., g * units : (g + 1) * units] for g in range(GATES) for p in parts], axis=-1)
+    n = len(parts)
+    out = np.zeros(parts[0].shape[:-1] + (GRU_GATES * n * units,), dtype=np.float32)
+    for i, p in enumerate(parts):
+        out[..., member_columns(n * units, n, i)] = p
+    return out
 
 
 def merge(members: list) -> object:
@@ -103,8 +104,9 @@ def merge_files(paths: list[str], out: str, log=None) -> Path:
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     model.save(out_path)
-    print(f"edge-ensemble: {len(members)} models -> {out_path} ({member_config(model).filters} filters, "
-          f"{member_config(model).gru_units} units)", file=log or sys.stderr)
+    shape = member_config(model)
+    print(f"edge-ensemble: {len(members)} models -> {out_path} ({shape.filters} filters, {shape.gru_units} units)",
+          file=log or sys.stderr)
     return out_path
 
 

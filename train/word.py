@@ -220,20 +220,24 @@ def _merge(recipe: WordRecipe, run: str) -> tuple[tuple, ...]:
     return (tuple(_py("train.ensemble", "--models", *models, "--out", _round_model(recipe, run))),)
 
 
-def _train_round1(recipe: WordRecipe) -> tuple[tuple, ...]:
+def _train_members(recipe: WordRecipe, run: str, data: tuple[Path, ...], seed: int, *flags, init_from: str | None = None) -> tuple[tuple, ...]:
+    """One ``edge-train`` per member (member k with seed + k * MEMBER_SEED_STEP, from its own ``init_from``
+    model when fine-tuning), then the merge of their best models."""
     o = recipe.out
-    return tuple(tuple(_py("train.train", "--data", o / "ds-train", "--val", o / "ds-val", "--out", _run_dir(recipe, "run1", k),
-                           "--epochs", recipe.epochs, "--patience", recipe.patience, "--seed", recipe.seed + k * MEMBER_SEED_STEP,
-                           *_masking(recipe)))
-                 for k in range(recipe.members)) + _merge(recipe, "run1")
+    return tuple(tuple(_py("train.train", "--data", *data, "--val", o / "ds-val", "--out", _run_dir(recipe, run, k),
+                           *(("--init", _run_dir(recipe, init_from, k) / "model.keras") if init_from else ()), *flags,
+                           "--patience", recipe.patience, "--seed", seed + k * MEMBER_SEED_STEP, *_masking(recipe)))
+                 for k in range(recipe.members)) + _merge(recipe, run)
+
+
+def _train_round1(recipe: WordRecipe) -> tuple[tuple, ...]:
+    return _train_members(recipe, "run1", (recipe.out / "ds-train",), recipe.seed, "--epochs", recipe.epochs)
 
 
 def _tune(recipe: WordRecipe) -> tuple[tuple, ...]:
     o = recipe.out
-    return tuple(tuple(_py("train.train", "--data", o / "ds-train", o / "ds-mined", "--val", o / "ds-val", "--out", _run_dir(recipe, "run2", k),
-                           "--init", _run_dir(recipe, "run1", k) / "model.keras", "--epochs", recipe.tune_epochs, "--lr", TUNE_LR,
-                           "--patience", recipe.patience, "--seed", recipe.seed + 1 + k * MEMBER_SEED_STEP, *_masking(recipe)))
-                 for k in range(recipe.members)) + _merge(recipe, "run2")
+    return _train_members(recipe, "run2", (o / "ds-train", o / "ds-mined"), recipe.seed + 1,
+                          "--epochs", recipe.tune_epochs, "--lr", TUNE_LR, init_from="run1")
 
 
 def steps(recipe: WordRecipe) -> list[Step]:
