@@ -23,7 +23,8 @@ from edge.embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, EmbeddingStream, Speec
 from edge.errors import ModelError
 from edge.model import StreamingModel, default_model_path
 from edge.pipeline import Pipeline
-from edge.verifier import Cascade, VerifierConfig, VerifierHead, cascade_for, cascade_track, load_verifier
+from edge.verifier import (STAGE1_LOGIT_LIMIT, Cascade, Stage1Peak, VerifierConfig, VerifierHead, cascade_for, cascade_track,
+                           load_verifier, peak_logits, sigmoid, stage1_logit, verify_chunk)
 
 from .paths import ACTIVATE, DATA, DEV, REPO, TF_NOISE
 
@@ -130,7 +131,8 @@ def toy(tmp_path_factory):
 def test_edge_verifier_writes_one_versioned_metadata_file(toy):
     model, log = toy
     block = json.loads(model.with_suffix(".json").read_text())["verifier"]
-    assert block["format"] == "trigger-edge-verifier" and block["version"] == 1
+    assert block["format"] == "trigger-edge-verifier" and block["version"] == 2
+    assert block["stage1_weight"] == 1.0 and block["peak_seconds"] == 1.0  # the score fuses stage 1's peak logit
     assert (model.parent / block["head"]).is_file()
     assert block["embedding"] == find_embedding_files().describe()
     assert 0 < block["threshold"] < 1 and 0 < block["candidate_threshold"] < 1
@@ -170,12 +172,14 @@ def test_rerun_resumes_from_the_examples(toy):
     assert (work / "examples.npz").is_file() and (work / "head.keras").is_file()
 
 
-def test_streaming_cascade_equals_whole_clip_track(toy, clip):
+@pytest.mark.parametrize("stage1_weight", [0.0, 1.0])
+def test_streaming_cascade_equals_whole_clip_track(toy, clip, stage1_weight):
     model_path, _ = toy
     model = StreamingModel(model_path)
     block = json.loads(model_path.with_suffix(".json").read_text())["verifier"]
     head, _, emb = load_verifier(model_path, block)
-    config = VerifierConfig(candidate_threshold=0.02, threshold=0.5, hold_seconds=0.48, window=WINDOW)
+    config = VerifierConfig(candidate_threshold=0.02, threshold=0.5, hold_seconds=0.48, window=WINDOW, stage1_weight=stage1_weight,
+                            score_scale=head.score_scale)
     cascade = Cascade(head, config, emb)
     pipe = Pipeline(model, trace=True, verifier=cascade)
     for start in range(0, clip.size, 700):
@@ -184,13 +188,16 @@ def test_streaming_cascade_equals_whole_clip_track(toy, clip):
     assert streamed, "stage 1 opened no candidate on a clip with the word"
     whole = embeddings_for(SpeechEmbedding(), clip)
 
-    def score_chunk(chunks):
-        return head.scores(np.stack([whole[c - WINDOW + 1: c + 1] for c in chunks]))
+    def logit_chunk(chunks):
+        return head.logits(np.stack([whole[c - WINDOW + 1: c + 1] for c in chunks]))
 
-    positions, scores = cascade_track(np.array(pipe.trace.samples), np.array(pipe.trace.probabilities), config, score_chunk)
+    positions, scores = cascade_track(np.array(pipe.trace.samples), np.array(pipe.trace.probabilities), config, logit_chunk)
     assert [s for s, _ in streamed] == positions.tolist()
     np.testing.assert_allclose([v for _, v in streamed], scores, rtol=0, atol=1e-12)
     assert cascade.verifications == len(streamed)
+    if stage1_weight == 0.0:  # the head alone: its own score
+        chunks = [verify_chunk(p) for p in positions.tolist()]
+        np.testing.assert_allclose(scores, head.scores(np.stack([whole[c - WINDOW + 1: c + 1] for c in chunks])), rtol=0, atol=1e-12)
 
 
 def test_two_candidates_close_together_share_embeddings(toy, clip):
@@ -263,6 +270,90 @@ def test_bad_verifier_settings_are_refused():
         VerifierConfig(candidate_threshold=0.0)
     with pytest.raises(ValueError, match="window"):
         VerifierConfig(window=0)
+    for bad in ({"stage1_weight": -0.5}, {"stage1_weight": float("inf")}, {"peak_seconds": 0.0}):
+        with pytest.raises(ValueError, match="stage-1 weight"):
+            VerifierConfig(**bad)
+
+
+# --- fusion: the verifier's score also hears stage 1 ---------------------------------------------
+
+
+def test_stage1_logit_is_clipped_and_exact():
+    assert stage1_logit(0.5) == 0.0
+    assert stage1_logit(0.0) == -STAGE1_LOGIT_LIMIT and stage1_logit(1.0) == STAGE1_LOGIT_LIMIT
+    assert stage1_logit(1e-9) == -STAGE1_LOGIT_LIMIT
+    assert abs(stage1_logit(0.9) - np.log(9.0)) < 1e-12
+
+
+def test_fused_score_is_the_weighted_mean_of_the_two_logits():
+    config = VerifierConfig(score_scale=0.5, stage1_weight=1.0)
+    assert config.score(4.0, -2.0) == sigmoid(0.5 * 1.0)
+    assert VerifierConfig(score_scale=0.5, stage1_weight=3.0).score(4.0, 0.0) == sigmoid(0.5 * 1.0)
+    alone = VerifierConfig(score_scale=0.5)
+    assert alone.score(4.0, -16.0) == sigmoid(2.0)  # weight 0: stage 1 does not count
+    np.testing.assert_array_equal(config.scores([4.0, 2.0], [-2.0, 2.0]), [sigmoid(0.5), sigmoid(1.0)])
+    np.testing.assert_array_equal(config.scores([4.0, 2.0], None), [sigmoid(2.0), sigmoid(1.0)])  # stage 2 alone
+
+
+def test_stage1_peak_holds_the_highest_logit_of_the_last_second_then_forgets_it():
+    config = VerifierConfig(stage1_weight=1.0, peak_seconds=0.1)  # 1,600 samples
+    peak = Stage1Peak(config)
+    assert peak.process(0.5, 640) == 0.0
+    assert abs(peak.process(0.9, 1280) - np.log(9)) < 1e-12
+    assert abs(peak.process(0.1, 1920) - np.log(9)) < 1e-12  # 0.9 at 1280 is still inside (320, 1920]
+    assert abs(peak.process(0.2, 2880) - np.log(0.25)) < 1e-12  # 1280 <= 2880 - 1600: forgotten; 0.2 beats 0.1
+    peak.reset()
+    assert peak.process(0.1, 100) == stage1_logit(0.1)  # reset: nothing before
+
+
+def test_streamed_stage1_peak_equals_whole_clip_peaks():
+    rng = np.random.default_rng(7)
+    config = VerifierConfig(stage1_weight=1.0)
+    steps = np.arange(1, 400) * 640
+    probs = rng.random(steps.size) ** 4
+    peak = Stage1Peak(config)
+    streamed = [peak.process(p, s) for p, s in zip(probs.tolist(), steps.tolist())]
+    np.testing.assert_array_equal(streamed, peak_logits(steps, probs, steps, config))
+
+
+def test_metadata_versions_fusion_and_refuses_what_it_cannot_read(toy):
+    model, _ = toy
+    block = json.loads(model.with_suffix(".json").read_text())["verifier"]
+    _, config, _ = load_verifier(model, block)
+    assert config.stage1_weight == 1.0 and config.peak_seconds == 1.0
+    old = {k: v for k, v in block.items() if k not in ("stage1_weight", "peak_seconds")} | {"version": 1}
+    assert load_verifier(model, old)[1].stage1_weight == 0.0  # a version-1 block: the head alone, as it was built
+    with pytest.raises(ModelError, match="incomplete or invalid"):
+        load_verifier(model, dict(old, version=2))  # version 2 must say how it fuses
+    with pytest.raises(ModelError, match="version 3 not supported"):
+        load_verifier(model, dict(block, version=3))
+    with pytest.raises(ModelError, match="incomplete or invalid"):
+        load_verifier(model, dict(block, stage1_weight=-1))
+
+
+def test_threshold_only_resets_the_threshold_for_another_fusion_weight(toy, tmp_path):
+    model, _ = toy
+    for suffix in (".tflite", ".json"):
+        shutil.copy(model.with_suffix(suffix), tmp_path / f"toy{suffix}")
+    before = json.loads(model.with_suffix(".json").read_text())["verifier"]
+    shutil.copy(model.parent / before["head"], tmp_path / before["head"])
+    line = [sys.executable, "-m", "train.verifier", "--model", str(tmp_path / "toy.tflite"), "--out", str(tmp_path / "work"),
+            "--threshold-only", "--calibration", f"{DATA / 'speech' / 'asterisk_prompts'}:holdout"]
+    done = subprocess.run(line + ["--stage1-weight", "0"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
+    after = json.loads((tmp_path / "toy.json").read_text())["verifier"]
+    assert after["version"] == 1 and "stage1_weight" not in after and after["head_sha256"] == before["head_sha256"]
+    assert after["training"] == before["training"] and after["calibration"]["negative_hours"] > 0
+    assert not (tmp_path / "work").exists()  # nothing trained
+    done = subprocess.run(line + ["--stage1-weight", "2"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    again = json.loads((tmp_path / "toy.json").read_text())["verifier"]
+    assert done.returncode == 0 and again["version"] == 2 and again["stage1_weight"] == 2.0
+    assert load_verifier(tmp_path / "toy.tflite", again)[1].stage1_weight == 2.0
+    for bad, says in ((["--stage1-weight", "-1"], "--stage1-weight must be"), ([], "--positives is needed")):
+        args = line[:7] if not bad else line + bad  # without --threshold-only, or with a bad weight
+        done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=REPO)
+        assert done.returncode != 0 and says in done.stderr and "Traceback" not in done.stderr, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1
 
 
 # --- enrollment --------------------------------------------------------------------------------
@@ -301,28 +392,37 @@ def test_edge_enroll_from_wav_files_end_to_end(toy, tmp_path):
 
 
 class _Scores:
-    """A head's scores by window index (the guard only calls ``scores``)."""
+    """A head whose plain score of window i is ``scores[i]`` (the guard only calls ``logits``)."""
+
+    score_scale = 1.0
 
     def __init__(self, scores) -> None:
-        self.values = np.asarray(scores, np.float64)
+        p = np.asarray(scores, np.float64)
+        self.values = np.log(p / (1 - p))
 
-    def scores(self, windows: np.ndarray) -> np.ndarray:
+    def logits(self, windows: np.ndarray) -> np.ndarray:
         return self.values[np.asarray(windows, int)]
 
 
 def test_enroll_guard_raises_the_threshold_until_the_adapted_head_fires_no_more():
-    from train.enroll import guard_threshold
+    from train.enroll import Candidates, guard_threshold
 
     positions = np.array([1, 2, 3, 4]) * 5 * SAMPLE_RATE  # four candidates, refractory apart
-    windows = np.arange(4)
+    held = Candidates(positions, np.arange(4), np.zeros(4))
+    head_alone = VerifierConfig()
     original = _Scores([0.95, 0.5, 0.4, 0.2])  # fires once at 0.9
     warmer = _Scores([0.99, 0.97, 0.96, 0.2])  # fires three times at 0.9
-    guard = guard_threshold(original, warmer, 0.9, positions, windows)
+    guard = guard_threshold(original, warmer, head_alone, 0.9, held)
     assert guard["firings_original"] == 1 and guard["firings_adapted"] == 3 and guard["firings_adapted_guarded"] == 1
-    assert 0.97 < guard["threshold"] <= 0.970001
+    assert 0.97 - 1e-9 < guard["threshold"] <= 0.970001  # (the fake head's 0.97 is a logit, so it is 0.97 to 1e-16)
     cooler = _Scores([0.93, 0.3, 0.3, 0.1])
-    assert guard_threshold(original, cooler, 0.9, positions, windows)["threshold"] == 0.9  # never lowered
-    assert guard_threshold(original, warmer, 0.9, np.zeros(0, np.int64), windows[:0])["threshold"] == 0.9
+    assert guard_threshold(original, cooler, head_alone, 0.9, held)["threshold"] == 0.9  # never lowered
+    none = Candidates(np.zeros(0, np.int64), np.arange(0), np.zeros(0))
+    assert guard_threshold(original, warmer, head_alone, 0.9, none)["threshold"] == 0.9
+    # fused, the guard scores what the device scores: stage 1's peak logit (here 0) halves the head's logit
+    fused = VerifierConfig(stage1_weight=1.0)
+    guard = guard_threshold(original, warmer, fused, 0.84, held)  # fused scores: original 0.81 0.5 ..., warmer 0.91 0.85 0.83 0.33
+    assert guard["firings_original"] == 0 and guard["firings_adapted"] == 2 and guard["firings_adapted_guarded"] == 0
 
 
 def test_enroll_rebuilds_the_float_head_from_the_int8_one(toy):

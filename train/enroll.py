@@ -20,6 +20,7 @@ the original did at its own threshold.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -34,7 +35,7 @@ from edge.audio import SAMPLE_RATE, read_audio
 from edge.embedding import SpeechEmbedding, chunk_windows
 from edge.errors import AudioFormatError, DataError, ModelError, run_guarded
 from edge.native import quiet
-from edge.verifier import VerifierHead, VerifierSpec, candidate_chunks
+from edge.verifier import VerifierHead, VerifierSpec, candidate_chunks, peak_logits
 
 from .calibration import counted_threshold, round_up
 from .evaluate import REFRACTORY_SECONDS, fire_positions, tflite_scorer
@@ -153,6 +154,22 @@ def record_takes(count: int, device: str | None, log=sys.stderr, source_factory=
     return takes
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """Where the cascade verifies on a stream: step samples, the head's input windows there, and
+    stage 1's peak logit at each (the verifier's score fuses it in, ``VerifierConfig.score``)."""
+
+    positions: np.ndarray
+    windows: np.ndarray
+    peaks: np.ndarray
+
+    def scores(self, head: VerifierHead, config) -> np.ndarray:
+        """The verifier's scores with ``head`` (the settings' fusion and ``head``'s score scale)."""
+        if not len(self.windows):
+            return np.zeros(0)
+        return dataclasses.replace(config, score_scale=head.score_scale).scores(head.logits(self.windows), self.peaks)
+
+
 class CandidateWindows:
     """Stage 1 over a stream, and the verifier's input windows wherever it opens a candidate:
     what the device's cascade would verify (scored by any head afterwards)."""
@@ -161,22 +178,22 @@ class CandidateWindows:
         self.score, _ = tflite_scorer(model)
         self.config, self.emb = vcfg, emb
 
-    def of(self, audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(positions, windows) where the cascade would verify."""
+    def of(self, audio: np.ndarray) -> Candidates:
         steps, probs = self.score(audio)
         positions, chunks = candidate_chunks(steps, probs, self.config)
-        return positions, chunk_windows(self.emb, audio, chunks, self.config.window)
+        return Candidates(positions, chunk_windows(self.emb, audio, chunks, self.config.window),
+                          peak_logits(steps, probs, positions, self.config))
 
 
-def guard_threshold(original: VerifierHead, adapted: VerifierHead, threshold: float, positions: np.ndarray,
-                    windows: np.ndarray) -> dict:
+def guard_threshold(original: VerifierHead, adapted: VerifierHead, config, threshold: float, held: Candidates) -> dict:
     """The adapted head's threshold: the lowest, at or above ``threshold``, at which it fires on
     the held-out candidates no more often than ``original`` does at ``threshold``."""
     ref = int(REFRACTORY_SECONDS * SAMPLE_RATE)
-    if not positions.size:
+    if not held.positions.size:
         return {"threshold": threshold, "firings_original": 0, "firings_adapted": 0}
-    before = original.scores(windows)
-    after = adapted.scores(windows)
+    before = held.scores(original, config)
+    after = held.scores(adapted, config)
+    positions = held.positions
     allowed = int(fire_positions(positions, before, threshold, ref).size)
     unguarded = int(fire_positions(positions, after, threshold, ref).size)
     raised = max(threshold, round_up(counted_threshold(positions, after, allowed, ref, MAX_THRESHOLD), THRESHOLD_DIGITS, MAX_THRESHOLD))
@@ -229,9 +246,9 @@ def held_out_guard(config: EnrollConfig, spec: VerifierSpec, adapted: VerifierHe
     held = negative_stream(config.held_out, config.guard_hours, rng)
     hours = held.size / SAMPLE_RATE / 3600
     print(f"edge-enroll: threshold guard on {hours:.2f} h of held-out real audio", file=log, flush=True)
-    positions, windows = CandidateWindows(config.model, spec.config, emb).of(held)
+    candidates = CandidateWindows(config.model, spec.config, emb).of(held)
     original = VerifierHead(spec.head, window=spec.config.window, score_scale=spec.config.score_scale)
-    guard = guard_threshold(original, adapted, spec.config.threshold, positions, windows)
+    guard = guard_threshold(original, adapted, spec.config, spec.config.threshold, candidates)
     print(f"edge-enroll: there the original fires {guard['firings_original']} time(s), the adapted head "
           f"{guard['firings_adapted']}; threshold {spec.config.threshold} -> {guard['threshold']}", file=log, flush=True)
     return guard | {"held_out_hours": round(hours, 3), "original_threshold": spec.config.threshold}

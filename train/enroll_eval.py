@@ -30,7 +30,7 @@ from edge.embedding import SpeechEmbedding
 from edge.errors import run_guarded
 from edge.verifier import VerifierHead, load_verifier
 
-from .enroll import CandidateWindows, EnrollConfig, adapt_head, default_held_out, guard_threshold, negative_windows, take_windows
+from .enroll import CandidateWindows, Candidates, EnrollConfig, adapt_head, default_held_out, guard_threshold, negative_windows, take_windows
 from .evaluate import REFRACTORY_SECONDS, count_events, fire_positions
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, trim_silence
@@ -61,9 +61,8 @@ def in_context(word: np.ndarray, context: np.ndarray, index: int) -> tuple[np.nd
     return audio, (ctx, ctx + word.size)
 
 
-def detected(head: VerifierHead, threshold: float, positions: np.ndarray, windows: np.ndarray, span: tuple[int, int]) -> bool:
-    scores = head.scores(windows) if len(windows) else np.zeros(0)
-    fired = fire_positions(positions, scores, threshold, int(REFRACTORY_SECONDS * SAMPLE_RATE))
+def detected(head: VerifierHead, config, threshold: float, candidates: Candidates, span: tuple[int, int]) -> bool:
+    fired = fire_positions(candidates.positions, candidates.scores(head, config), threshold, int(REFRACTORY_SECONDS * SAMPLE_RATE))
     return bool(count_events(fired, [span]).hit_words[0])
 
 
@@ -108,10 +107,10 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
     # the suite's negatives (clean): candidate windows once, scored by every head
     print("enroll-eval: candidate windows on the suite's negatives", file=log, flush=True)
     cache = out / FA_CACHE
-    if cache.is_file():  # resumed: the candidate windows do not depend on the heads
-        saved = np.load(cache)
+    saved = np.load(cache) if cache.is_file() else None
+    if saved is not None and "k0" in saved:  # resumed: the candidate windows do not depend on the heads
         hours = float(saved["hours"])
-        fa_sets = [(saved[f"p{i}"], saved[f"w{i}"]) for i in range(int(saved["sets"]))]
+        fa_sets = [Candidates(saved[f"p{i}"], saved[f"w{i}"], saved[f"k{i}"]) for i in range(int(saved["sets"]))]
     else:
         fa_sets, hours = [], 0.0
         for s in negative_sets(word, paths):
@@ -119,22 +118,22 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
             hours += audio.size / SAMPLE_RATE / 3600
             fa_sets.append(scorer.of(audio))
         out.mkdir(parents=True, exist_ok=True)
-        arrays = {f"{k}{i}": v for i, (p, w) in enumerate(fa_sets) for k, v in (("p", p), ("w", w))}
+        arrays = {f"{k}{i}": v for i, c in enumerate(fa_sets) for k, v in (("p", c.positions), ("w", c.windows), ("k", c.peaks))}
         np.savez(cache, hours=hours, sets=len(fa_sets), **arrays)
-    guard_positions, guard_windows, guard_hours = held_out_candidates(scorer, model, out, rng, log)
+    guard, guard_hours = held_out_candidates(scorer, model, out, rng, log)
     context = np.concatenate([c for c in ClipPool.load("context", [f"{data / 'speech' / 'ljspeech'}:eval"]).clips])
     ref = int(REFRACTORY_SECONDS * SAMPLE_RATE)
 
     def fa_per_hour(head: VerifierHead, at: float = threshold) -> float:
-        fired = sum(fire_positions(p, head.scores(w) if len(w) else np.zeros(0), at, ref).size for p, w in fa_sets)
+        fired = sum(fire_positions(c.positions, c.scores(head, scorer.config), at, ref).size for c in fa_sets)
         return fired / hours
 
     rows = []
     base_fa = fa_per_hour(scorer.head)
     for i, (who, takes, test, span) in enumerate(trials(word, paths, callers)):
         audio, where = in_context(test, context, i) if span is None else (test, tuple(span))
-        positions, windows = scorer.of(audio)
-        before = detected(scorer.head, threshold, positions, windows, where)
+        candidates = scorer.of(audio)
+        before = detected(scorer.head, scorer.config, threshold, candidates, where)
         pos = take_windows(takes, COPIES, stream, scorer.config, scorer.emb, augment, rng)
         keras_head = adapt_head(_head_path(model, meta), scorer.config.window, pos, neg, EPOCHS, SEED + i)
         work = out / f"fold{i}"
@@ -142,10 +141,10 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
         keras_head.save(work / "head.keras")
         convert_head(work / "head.keras", {"positives": pos, "dense": neg, "mined": neg}, work / "head.tflite")
         adapted = VerifierHead(work / "head.tflite", window=scorer.config.window, score_scale=scorer.config.score_scale)
-        after = detected(adapted, threshold, positions, windows, where)
-        guarded = guard_threshold(scorer.head, adapted, threshold, guard_positions, guard_windows)["threshold"]
+        after = detected(adapted, scorer.config, threshold, candidates, where)
+        guarded = guard_threshold(scorer.head, adapted, scorer.config, threshold, guard)["threshold"]
         row = {"who": who, "takes": len(takes), "before": before, "after": after, "fa_per_hour_after": round(fa_per_hour(adapted), 3),
-               "guarded_threshold": guarded, "after_guarded": detected(adapted, guarded, positions, windows, where),
+               "guarded_threshold": guarded, "after_guarded": detected(adapted, scorer.config, guarded, candidates, where),
                "fa_per_hour_after_guarded": round(fa_per_hour(adapted, guarded), 3)}
         rows.append(row)
         print(f"enroll-eval: {who}: detected before {before}, after {after} (guarded, at {guarded}: {row['after_guarded']}); "
@@ -166,21 +165,21 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
     return result
 
 
-def held_out_candidates(scorer: Scorer, model: Path, out: Path, rng: np.random.Generator, log) -> tuple[np.ndarray, np.ndarray, float]:
+def held_out_candidates(scorer: Scorer, model: Path, out: Path, rng: np.random.Generator, log) -> tuple[Candidates, float]:
     """The cascade's candidates on edge-enroll's default held-out audio (its threshold guard), once."""
     from .enroll import GUARD_HOURS
 
     cache = out / GUARD_CACHE
-    if cache.is_file():
-        saved = np.load(cache)
-        return saved["positions"], saved["windows"], float(saved["hours"])
+    saved = np.load(cache) if cache.is_file() else None
+    if saved is not None and "peaks" in saved:
+        return Candidates(saved["positions"], saved["windows"], saved["peaks"]), float(saved["hours"])
     print("enroll-eval: candidate windows on the held-out audio (the threshold guard)", file=log, flush=True)
     held = negative_stream(tuple(default_held_out(model)), GUARD_HOURS, rng)
-    positions, windows = scorer.of(held)
+    found = scorer.of(held)
     hours = held.size / SAMPLE_RATE / 3600
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, positions=positions, windows=windows, hours=hours)
-    return positions, windows, hours
+    np.savez(cache, positions=found.positions, windows=found.windows, peaks=found.peaks, hours=hours)
+    return found, hours
 
 
 def _head_path(model: Path, meta: dict) -> Path:

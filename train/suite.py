@@ -492,7 +492,7 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
 @dataclass(frozen=True)
 class VerifierScorers:
     """What the suite needs of a model's verifier: its settings, and ``chunk_scorer(audio)``
-    giving the ``score_chunk`` of one stream (one embedding model for the whole run)."""
+    giving the ``logit_chunk`` of one stream (one embedding model for the whole run)."""
 
     config: object
     chunk_scorer: Callable
@@ -516,12 +516,12 @@ def _variant_tracks(score, verifier: VerifierScorers | None, audio: np.ndarray, 
     tracks = {STAGE1: (steps, probs)}
     if verifier is None:
         return tracks
-    score_chunk = verifier.chunk_scorer(audio)
-    tracks[CASCADE] = cascade_track(steps, probs, verifier.config, score_chunk)
-    if stage2:
+    logit_chunk = verifier.chunk_scorer(audio)
+    tracks[CASCADE] = cascade_track(steps, probs, verifier.config, logit_chunk)
+    if stage2:  # the head alone, on every chunk (openWakeWord's way: no stage 1 to fuse)
         chunks, ends = continuous_positions(audio.size)
         keep = chunks >= verifier.config.window - 1
-        tracks[STAGE2] = (ends[keep], score_chunk(chunks[keep]))
+        tracks[STAGE2] = (ends[keep], verifier.config.scores(logit_chunk(chunks[keep]), None))
     return tracks
 
 

@@ -15,11 +15,18 @@ Steps, each resumed from its file in ``--out`` when the command is run again:
  4. the threshold     the verifier's threshold for ``--target-fa`` on held-out real audio
                       (the ``:holdout`` part) run through the whole cascade; the model's JSON
                       gets its ``verifier`` block
+
+The verifier's score fuses the head's logit with stage 1's peak logit (``--stage1-weight``,
+see ``edge.verifier.VerifierConfig``). ``--threshold-only`` sets the threshold again for the
+head a model already has (no examples, no training), e.g. to switch fusion on or off:
+
+    edge-verifier --model models/activate.tflite --out data/activate/verifier --threshold-only --stage1-weight 1
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import hashlib
 import json
 import os
@@ -34,7 +41,8 @@ from edge.embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, SpeechEmbedding, chunk
                             mel_track)
 from edge.errors import DataError, run_guarded
 from edge.progress import Progress
-from edge.verifier import VERIFIER_FORMAT, VERIFIER_VERSION, VerifierConfig, VerifierHead, candidate_chunks, cascade_track
+from edge.verifier import (FUSION_KEYS, HEAD_ONLY_VERSION, VERIFIER_FORMAT, VERIFIER_VERSION, VerifierConfig, VerifierHead, VerifierSpec,
+                           candidate_chunks, cascade_track)
 
 from .augment import make_rir_bank, normalise, reverberate, rms
 from .calibration import calibrate_threshold, round_up
@@ -101,11 +109,14 @@ class VerifierRecipe:
     refractory: float = 2.0
     epochs: int = 25
     seed: int = 5
+    stage1_weight: float = 1.0
+    """Fusion (``VerifierConfig.stage1_weight``): the mean of the head's and stage 1's peak logit,
+    chosen before measuring (equal weights); 0: the head alone, as before 2026-12-05."""
 
     @property
     def config(self) -> VerifierConfig:
         return VerifierConfig(candidate_threshold=self.candidate_threshold, threshold=0.5, hold_seconds=self.hold_seconds,
-                              window=self.window)
+                              window=self.window, stage1_weight=self.stage1_weight)
 
     @property
     def head_path(self) -> Path:
@@ -342,30 +353,33 @@ def convert_head(keras_path: Path, examples: dict, out: Path) -> dict:
 
 
 def verifier_scorer(head: VerifierHead, window: int):
-    """score_chunk for ``cascade_track`` over one whole stream (embeddings of the needed chunks only)."""
+    """logit_chunk for ``cascade_track`` over one whole stream (embeddings of the needed chunks only)."""
     emb = SpeechEmbedding()
 
     def for_audio(audio: np.ndarray):
         mels = mel_track(emb, audio)
-        return lambda chunks: head.scores(chunk_windows(emb, audio, chunks, window, mels))
+        return lambda chunks: head.logits(chunk_windows(emb, audio, chunks, window, mels))
 
     return for_audio
 
 
-def calibrate(recipe: VerifierRecipe, head: VerifierHead) -> dict:
+def calibrate(recipe: VerifierRecipe, head: VerifierHead, config: VerifierConfig | None = None) -> dict:
+    """The threshold for ``recipe.target_fa_per_hour`` on the held-out audio, through the cascade
+    with ``config`` (default: the recipe's, with the head's score scale)."""
+    config = config or dataclasses.replace(recipe.config, score_scale=head.score_scale)
     rng = np.random.default_rng(recipe.seed + 1)
     stream = negative_stream(recipe.calibration, float("inf"), rng)
     hours = stream.size / SAMPLE_RATE / 3600
     print(f"edge-verifier: threshold on {hours:.2f} h of held-out real audio", file=sys.stderr, flush=True)
     score, _ = tflite_scorer(recipe.model)
     steps, probs = score(stream)
-    positions, scores = cascade_track(steps, probs, recipe.config, verifier_scorer(head, recipe.window)(stream))
+    positions, scores = cascade_track(steps, probs, config, verifier_scorer(head, config.window)(stream))
     ref = int(recipe.refractory * SAMPLE_RATE)
     found = calibrate_threshold(positions, scores, hours, recipe.target_fa_per_hour, ref, MAX_THRESHOLD)
     threshold = round_up(found.threshold, THRESHOLD_DIGITS, MAX_THRESHOLD)
     return {"threshold": threshold, "negative_hours": round(hours, 3), "method": found.method, "events": found.events,
             "verifications_per_hour": round(positions.size / hours, 1) if hours else None,
-            "candidates_per_hour": round(fire_positions(steps, probs, recipe.candidate_threshold, ref).size / hours, 1) if hours else None,
+            "candidates_per_hour": round(fire_positions(steps, probs, config.candidate_threshold, ref).size / hours, 1) if hours else None,
             "firings_at_threshold": int(fire_positions(positions, scores, threshold, ref).size),
             "target_fa_per_hour": recipe.target_fa_per_hour}
 
@@ -374,12 +388,26 @@ def write_metadata(recipe: VerifierRecipe, calibration: dict, training: dict, sc
     meta_file = recipe.model.with_suffix(".json")
     meta = json.loads(meta_file.read_text())
     meta["verifier"] = {
-        "format": VERIFIER_FORMAT, "version": VERIFIER_VERSION, "head": recipe.head_path.name,
+        "format": VERIFIER_FORMAT, "head": recipe.head_path.name,
         "head_sha256": hashlib.sha256(recipe.head_path.read_bytes()).hexdigest(), "window": recipe.window,
         "candidate_threshold": recipe.candidate_threshold, "hold_seconds": recipe.hold_seconds,
-        "threshold": calibration["threshold"], "score_scale": score_scale, "embedding": find_embedding_files().describe(),
-        "calibration": calibration, "training": training,
+        "score_scale": score_scale, "embedding": find_embedding_files().describe(), "training": training,
+        **fusion_block(recipe.config, calibration),
     }
+    return _write_block(meta_file, meta)
+
+
+def fusion_block(config: VerifierConfig, calibration: dict) -> dict:
+    """The block's version, fusion settings and threshold (version 1 without fusion)."""
+    fused = config.stage1_weight > 0
+    block = {"version": VERIFIER_VERSION if fused else HEAD_ONLY_VERSION, "threshold": calibration["threshold"],
+             "calibration": calibration}
+    if fused:
+        block |= {"stage1_weight": config.stage1_weight, "peak_seconds": config.peak_seconds}
+    return block
+
+
+def _write_block(meta_file: Path, meta: dict) -> dict:
     tmp = meta_file.with_name(meta_file.name + ".tmp")
     tmp.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
     os.replace(tmp, meta_file)
@@ -411,6 +439,23 @@ def run(recipe: VerifierRecipe) -> dict:
     return write_metadata(recipe, calibration, training, scale)
 
 
+def recalibrate(recipe: VerifierRecipe) -> dict:
+    """A new threshold (and fusion setting) for the verifier the model's metadata names; its head,
+    candidate gate and training record stay."""
+    meta_file = recipe.model.with_suffix(".json")
+    meta = json.loads(meta_file.read_text())
+    if "verifier" not in meta:
+        raise DataError(f"{recipe.model}: no verifier to set a threshold for (train one: edge-verifier without --threshold-only)")
+    if not recipe.calibration:
+        raise DataError("--threshold-only needs held-out audio (--calibration, or the default :holdout audio)")
+    spec = VerifierSpec.from_metadata(meta["verifier"], recipe.model)
+    config = dataclasses.replace(spec.config, stage1_weight=recipe.stage1_weight)
+    head = VerifierHead(spec.head, spec.head_sha256, config.window, score_scale=config.score_scale)
+    block = {k: v for k, v in meta["verifier"].items() if k not in FUSION_KEYS}
+    meta["verifier"] = block | fusion_block(config, calibrate(recipe, head, config))
+    return _write_block(meta_file, meta)
+
+
 def score_scale_for(abs_logit_p99: float) -> float:
     """The head's ``score_scale`` (see ``SCORE_LOGIT_AT_P99``); never above 1 (a head with
     small logits keeps its plain sigmoid)."""
@@ -425,7 +470,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-verifier", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, required=True, help="the step model (.tflite); its JSON gets the verifier block")
     p.add_argument("--out", type=Path, required=True, help="work folder (re-run the same command to resume)")
-    p.add_argument("--positives", nargs="+", required=True, metavar="DIR", help="clips of the word (TTS, recordings)")
+    p.add_argument("--positives", nargs="+", default=[], metavar="DIR", help="clips of the word (TTS, recordings; needed unless --threshold-only)")
     p.add_argument("--negatives", nargs="+", metavar="DIR", help="real negative training audio (default: edge-word's :fit audio)")
     p.add_argument("--hard-negatives", nargs="*", default=[], metavar="DIR", help="similar words, other languages (TTS)")
     p.add_argument("--calibration", nargs="*", metavar="DIR", help="held-out real audio for the threshold (default: edge-word's :holdout audio)")
@@ -439,6 +484,10 @@ def parser() -> argparse.ArgumentParser:
                    help=f"false accepts per hour the threshold is set for, on held-out audio (default {d.target_fa_per_hour:g})")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs (default {d.epochs})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed of every random choice (default {d.seed})")
+    p.add_argument("--stage1-weight", type=float, default=d.stage1_weight,
+                   help=f"weight of stage 1's peak logit in the verifier's score, the head's being 1 (default {d.stage1_weight:g}; 0: the head alone)")
+    p.add_argument("--threshold-only", action="store_true",
+                   help="only set the threshold again for the model's existing verifier head (e.g. after changing --stage1-weight)")
     p.add_argument("--word", help="the word (default: the model's metadata); chooses the default real audio")
     return p
 
@@ -458,12 +507,16 @@ def recipe_from(args: argparse.Namespace) -> VerifierRecipe:
                           calibration=tuple(calibration_negatives(base) if args.calibration is None else args.calibration),
                           noise=tuple(noise), positive_examples=args.positive_examples, hard_examples=args.hard_examples,
                           negative_hours=args.negative_hours, candidate_threshold=args.candidate_threshold,
-                          target_fa_per_hour=args.target_fa, epochs=args.epochs, seed=args.seed)
+                          target_fa_per_hour=args.target_fa, epochs=args.epochs, seed=args.seed, stage1_weight=args.stage1_weight)
 
 
 def _command(args: argparse.Namespace) -> int:
     quiet_tensorflow()
-    block = run(recipe_from(args))
+    if not 0.0 <= args.stage1_weight < float("inf"):
+        raise DataError(f"--stage1-weight must be a number >= 0, got {args.stage1_weight}")
+    if not args.positives and not args.threshold_only:
+        raise DataError("--positives is needed to train a verifier (clips of the word)")
+    block = recalibrate(recipe_from(args)) if args.threshold_only else run(recipe_from(args))
     print(f"edge-verifier: {block['head']} ready: threshold {block['threshold']}, candidates at {block['candidate_threshold']}, "
           f"{block['calibration'].get('verifications_per_hour')} verifications/h on held-out audio", file=sys.stderr)
     return 0
