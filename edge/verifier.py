@@ -89,7 +89,7 @@ class VerifierConfig:
     """Weight of stage 1's peak logit beside the head's logit (weight 1) in the fused logit.
     0: the head alone. Measured on the suite (wildfire, voyager; models/README.md): 1, the
     plain mean of the two logits, cuts the cascade's FRR at 0.5 FA/h from 13.0 / 26.9 % to
-    11.4 / 15.1 %: the two stages hear different things, so their false accepts rarely meet."""
+    11.4 / 14.8 %: the two stages hear different things, so their false accepts rarely meet."""
     peak_seconds: float = PEAK_SECONDS
     """Stage 1's peak logit is its highest over the steps of this last stretch of audio."""
 
@@ -123,10 +123,10 @@ class VerifierConfig:
 
     def scores(self, head_logits: np.ndarray, peak_logits: np.ndarray | None) -> np.ndarray:
         """``score`` of many chunks; ``peak_logits`` None: the head alone (stage 2 running continuously)."""
-        logits = np.asarray(head_logits, np.float64)
-        if peak_logits is not None and self.stage1_weight != 0.0:
-            logits = (logits + self.stage1_weight * np.asarray(peak_logits, np.float64)) / (1.0 + self.stage1_weight)
-        return np.array([sigmoid(self.score_scale * x) for x in logits.tolist()], np.float64)
+        heads = np.asarray(head_logits, np.float64).tolist()
+        if peak_logits is None:
+            return np.array([sigmoid(self.score_scale * h) for h in heads], np.float64)
+        return np.array([self.score(h, p) for h, p in zip(heads, np.asarray(peak_logits, np.float64).tolist())], np.float64)
 
     @property
     def hold_samples(self) -> int:
