@@ -24,7 +24,8 @@ Steps (each a project command run as its own process, so its progress shows as i
  8. ``verifier``    the stage-2 verifier (``edge-verifier``): a small head over a pretrained
                     speech embedding that confirms the final model's candidates, trained on
                     the TTS words and hard negatives in context and dense windows of the
-                    ``:fit`` audio (with the final model's false accepts on it), its
+                    ``:fit`` audio (with the final model's false accepts on it); its score
+                    fuses the head's logit with the final model's (``edge.verifier``), its
                     threshold set on the ``:holdout`` audio (``--no-verifier`` skips it)
  9. ``suite``       the real-voice benchmark (``edge-eval --suite real``) for round 1 (clean
                     only) and the final model (all conditions: stage 1, the cascade and
