@@ -337,20 +337,20 @@ def test_threshold_only_resets_the_threshold_for_another_fusion_weight(toy, tmp_
         shutil.copy(model.with_suffix(suffix), tmp_path / f"toy{suffix}")
     before = json.loads(model.with_suffix(".json").read_text())["verifier"]
     shutil.copy(model.parent / before["head"], tmp_path / before["head"])
-    line = [sys.executable, "-m", "train.verifier", "--model", str(tmp_path / "toy.tflite"), "--out", str(tmp_path / "work"),
-            "--threshold-only", "--calibration", f"{DATA / 'speech' / 'asterisk_prompts'}:holdout"]
+    line = [sys.executable, "-m", "train.verifier", "--model", str(tmp_path / "toy.tflite"),
+            "--threshold-only", "--calibration", f"{DATA / 'speech' / 'asterisk_prompts'}:holdout"]  # no --out: nothing to keep
     done = subprocess.run(line + ["--stage1-weight", "0"], capture_output=True, text=True, timeout=600, cwd=REPO)
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     after = json.loads((tmp_path / "toy.json").read_text())["verifier"]
     assert after["version"] == 1 and "stage1_weight" not in after and after["head_sha256"] == before["head_sha256"]
     assert after["training"] == before["training"] and after["calibration"]["negative_hours"] > 0
-    assert not (tmp_path / "work").exists()  # nothing trained
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["toy.tflite", "toy.json", before["head"]])  # nothing trained or left
     done = subprocess.run(line + ["--stage1-weight", "2"], capture_output=True, text=True, timeout=600, cwd=REPO)
     again = json.loads((tmp_path / "toy.json").read_text())["verifier"]
     assert done.returncode == 0 and again["version"] == 2 and again["stage1_weight"] == 2.0
     assert load_verifier(tmp_path / "toy.tflite", again)[1].stage1_weight == 2.0
-    for bad, says in ((["--stage1-weight", "-1"], "--stage1-weight must be"), ([], "--positives is needed")):
-        args = line[:7] if not bad else line + bad  # without --threshold-only, or with a bad weight
+    for bad, says in ((["--stage1-weight", "-1"], "--stage1-weight must be"), ([], "--positives and --out are needed")):
+        args = line[:5] if not bad else line + bad  # without --threshold-only, or with a bad weight
         done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=REPO)
         assert done.returncode != 0 and says in done.stderr and "Traceback" not in done.stderr, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1

@@ -20,7 +20,7 @@ The verifier's score fuses the head's logit with stage 1's peak logit (``--stage
 see ``edge.verifier.VerifierConfig``). ``--threshold-only`` sets the threshold again for the
 head a model already has (no examples, no training), e.g. to switch fusion on or off:
 
-    edge-verifier --model models/activate.tflite --out data/activate/verifier --threshold-only --stage1-weight 1
+    edge-verifier --model models/activate.tflite --threshold-only --stage1-weight 1
 """
 
 from __future__ import annotations
@@ -469,7 +469,7 @@ def parser() -> argparse.ArgumentParser:
     d = VerifierRecipe
     p = argparse.ArgumentParser(prog="edge-verifier", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--model", type=Path, required=True, help="the step model (.tflite); its JSON gets the verifier block")
-    p.add_argument("--out", type=Path, required=True, help="work folder (re-run the same command to resume)")
+    p.add_argument("--out", type=Path, help="work folder (re-run the same command to resume; not needed with --threshold-only)")
     p.add_argument("--positives", nargs="+", default=[], metavar="DIR", help="clips of the word (TTS, recordings; needed unless --threshold-only)")
     p.add_argument("--negatives", nargs="+", metavar="DIR", help="real negative training audio (default: edge-word's :fit audio)")
     p.add_argument("--hard-negatives", nargs="*", default=[], metavar="DIR", help="similar words, other languages (TTS)")
@@ -502,7 +502,8 @@ def recipe_from(args: argparse.Namespace) -> VerifierRecipe:
     paths = default_paths()
     base = WordRecipe(word=word, out=args.out, shared=paths.shared, debian=paths.debian)
     noise = args.noise if args.noise is not None else [str(paths.shared / "data" / "noise"), str(paths.shared / "data" / "activate" / "backgrounds")]
-    return VerifierRecipe(model=args.model.resolve(), out=args.out.resolve(), positives=tuple(args.positives),
+    out = args.out.resolve() if args.out is not None else args.model.resolve().parent
+    return VerifierRecipe(model=args.model.resolve(), out=out, positives=tuple(args.positives),
                           negatives=tuple(args.negatives or real_negatives(base)), hard_negatives=tuple(args.hard_negatives),
                           calibration=tuple(calibration_negatives(base) if args.calibration is None else args.calibration),
                           noise=tuple(noise), positive_examples=args.positive_examples, hard_examples=args.hard_examples,
@@ -514,8 +515,8 @@ def _command(args: argparse.Namespace) -> int:
     quiet_tensorflow()
     if not 0.0 <= args.stage1_weight < float("inf"):
         raise DataError(f"--stage1-weight must be a number >= 0, got {args.stage1_weight}")
-    if not args.positives and not args.threshold_only:
-        raise DataError("--positives is needed to train a verifier (clips of the word)")
+    if not args.threshold_only and (not args.positives or args.out is None):
+        raise DataError("--positives and --out are needed to train a verifier (clips of the word, a work folder)")
     block = recalibrate(recipe_from(args)) if args.threshold_only else run(recipe_from(args))
     print(f"edge-verifier: {block['head']} ready: threshold {block['threshold']}, candidates at {block['candidate_threshold']}, "
           f"{block['calibration'].get('verifications_per_hour')} verifications/h on held-out audio", file=sys.stderr)
