@@ -51,6 +51,10 @@ STAGE1_LOGIT_LIMIT = 16.0
 PEAK_SECONDS = 1.0
 """Stage 1's peak logit is taken over the steps of the last second (a word's stage-1 peak
 comes 0-0.5 s after its end, before or while the verifier runs)."""
+MAX_PEAK_SECONDS = 10.0
+MAX_HOLD_SECONDS = 10.0
+MAX_STAGE1_WEIGHT = 100.0
+"""Bounds of the fusion and hold settings a metadata file may ask for (beyond them: refused, not misread)."""
 HEAD_INPUT = "embeddings"
 HEAD_OUTPUT = "logit"
 
@@ -98,12 +102,13 @@ class VerifierConfig:
             value = getattr(self, name)
             if not 0.0 < value < 1.0:
                 raise ValueError(f"verifier {name.replace('_', ' ')} must be between 0 and 1, got {value}")
-        if self.hold_seconds < 0 or self.window < 1:
-            raise ValueError(f"verifier hold must be >= 0 s and window >= 1, got {self.hold_seconds}, {self.window}")
+        if not 0.0 <= self.hold_seconds <= MAX_HOLD_SECONDS or self.window < 1:
+            raise ValueError(f"verifier hold must be within [0, {MAX_HOLD_SECONDS:g}] s and window >= 1, got {self.hold_seconds}, {self.window}")
         if not 0.0 < self.score_scale < math.inf:
             raise ValueError(f"verifier score scale must be a positive number, got {self.score_scale}")
-        if not 0.0 <= self.stage1_weight < math.inf or not 0.0 < self.peak_seconds < math.inf:
-            raise ValueError(f"verifier stage-1 weight must be >= 0 and peak seconds > 0, got {self.stage1_weight}, {self.peak_seconds}")
+        if not 0.0 <= self.stage1_weight <= MAX_STAGE1_WEIGHT or not 0.0 < self.peak_seconds <= MAX_PEAK_SECONDS:
+            raise ValueError(f"verifier stage-1 weight must be within [0, {MAX_STAGE1_WEIGHT:g}] and peak seconds within "
+                             f"(0, {MAX_PEAK_SECONDS:g}], got {self.stage1_weight}, {self.peak_seconds}")
 
     @property
     def peak_samples(self) -> int:

@@ -209,3 +209,13 @@ def test_suite_refuses_an_unknown_condition_with_one_line(tmp_path, flag, value)
     lines = bad.stderr.strip().splitlines()
     assert bad.returncode != 0 and len(lines) == 1 and "Traceback" not in bad.stderr
     assert "unknown condition(s)" in lines[0] and "the suite has clean, noise-10db, reverb" in lines[0]
+
+
+def test_suite_refuses_a_hold_beyond_the_verifiers_bound_with_one_line(tmp_path):
+    """--hold-seconds 50 used to end in a ValueError traceback from the verifier's settings."""
+    bad = subprocess.run([sys.executable, "-m", "train.evaluate", "--model", str(REPO / "models" / "activate.tflite"), "--suite", "real",
+                          "--hold-seconds", "50", "--limit", "1", "--out", str(tmp_path / "s")], cwd=REPO, capture_output=True, text=True,
+                         timeout=300)
+    lines = bad.stderr.strip().splitlines()
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr[-2000:]
+    assert "verifier hold must be within [0, 10] s" in lines[-1]

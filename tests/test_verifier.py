@@ -270,7 +270,11 @@ def test_bad_verifier_settings_are_refused():
         VerifierConfig(candidate_threshold=0.0)
     with pytest.raises(ValueError, match="window"):
         VerifierConfig(window=0)
-    for bad in ({"stage1_weight": -0.5}, {"stage1_weight": float("inf")}, {"peak_seconds": 0.0}):
+    for hold in (1e308, float("nan"), -0.1):  # a huge hold overflowed once a candidate opened
+        with pytest.raises(ValueError, match="verifier hold"):
+            VerifierConfig(hold_seconds=hold)
+    for bad in ({"stage1_weight": -0.5}, {"stage1_weight": float("inf")}, {"stage1_weight": 1e308}, {"peak_seconds": 0.0},
+                {"peak_seconds": 1e308}, {"peak_seconds": float("nan")}):
         with pytest.raises(ValueError, match="stage-1 weight"):
             VerifierConfig(**bad)
 

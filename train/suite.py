@@ -503,7 +503,10 @@ def _verifier_scorers(model: Path, block: dict, overrides: dict | None = None) -
     from train.verifier import verifier_scorer
 
     head, vconfig, _ = load_verifier(model, block)
-    vconfig = dataclasses.replace(vconfig, **(overrides or {}))
+    try:
+        vconfig = dataclasses.replace(vconfig, **(overrides or {}))
+    except ValueError as exc:  # an override out of range (--hold-seconds 50)
+        raise DataError(str(exc)) from None
     return VerifierScorers(vconfig, verifier_scorer(head, vconfig.window))
 
 

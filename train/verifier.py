@@ -41,7 +41,7 @@ from edge.embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, SpeechEmbedding, chunk
                             mel_track)
 from edge.errors import DataError, run_guarded
 from edge.progress import Progress
-from edge.verifier import (FUSION_KEYS, HEAD_ONLY_VERSION, VERIFIER_FORMAT, VERIFIER_VERSION, VerifierConfig, VerifierHead, VerifierSpec,
+from edge.verifier import (FUSION_KEYS, HEAD_ONLY_VERSION, MAX_STAGE1_WEIGHT, VERIFIER_FORMAT, VERIFIER_VERSION, VerifierConfig, VerifierHead, VerifierSpec,
                            candidate_chunks, cascade_track)
 
 from .augment import make_rir_bank, normalise, reverberate, rms
@@ -513,8 +513,8 @@ def recipe_from(args: argparse.Namespace) -> VerifierRecipe:
 
 def _command(args: argparse.Namespace) -> int:
     quiet_tensorflow()
-    if not 0.0 <= args.stage1_weight < float("inf"):
-        raise DataError(f"--stage1-weight must be a number >= 0, got {args.stage1_weight}")
+    if not 0.0 <= args.stage1_weight <= MAX_STAGE1_WEIGHT:
+        raise DataError(f"--stage1-weight must be a number from 0 to {MAX_STAGE1_WEIGHT:g}, got {args.stage1_weight}")
     if not args.threshold_only and (not args.positives or args.out is None):
         raise DataError("--positives and --out are needed to train a verifier (clips of the word, a work folder)")
     block = recalibrate(recipe_from(args)) if args.threshold_only else run(recipe_from(args))
