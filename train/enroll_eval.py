@@ -27,7 +27,7 @@ import numpy as np
 
 from edge.audio import SAMPLE_RATE, read_audio
 from edge.embedding import SpeechEmbedding
-from edge.errors import run_guarded
+from edge.errors import DataError, run_guarded
 from edge.verifier import VerifierHead, load_verifier
 
 from .enroll import CandidateWindows, Candidates, EnrollConfig, adapt_head, default_held_out, guard_threshold, negative_windows, take_windows
@@ -128,7 +128,7 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
         fired = sum(fire_positions(c.positions, c.scores(head, scorer.config), at, ref).size for c in fa_sets)
         return fired / hours
 
-    rows = []
+    rows, failed = [], []
     base_fa = fa_per_hour(scorer.head)
     for i, (who, takes, test, span) in enumerate(trials(word, paths, callers)):
         audio, where = in_context(test, context, i) if span is None else (test, tuple(span))
@@ -139,7 +139,12 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
         work = out / f"fold{i}"
         work.mkdir(parents=True, exist_ok=True)
         keras_head.save(work / "head.keras")
-        convert_head(work / "head.keras", {"positives": pos, "dense": neg, "mined": neg}, work / "head.tflite")
+        try:
+            convert_head(work / "head.keras", {"positives": pos, "dense": neg, "mined": neg}, work / "head.tflite")
+        except DataError as exc:  # edge-enroll refuses such a head too: count it, and go on with the next caller
+            failed.append({"who": who, "error": str(exc)})
+            print(f"enroll-eval: {who}: not enrolled ({exc})", file=log, flush=True)
+            continue
         adapted = VerifierHead(work / "head.tflite", window=scorer.config.window, score_scale=scorer.config.score_scale)
         after = detected(adapted, scorer.config, threshold, candidates, where)
         guarded = guard_threshold(scorer.head, adapted, scorer.config, threshold, guard)["threshold"]
@@ -151,6 +156,7 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
               f"FA/h after {row['fa_per_hour_after']} (guarded {row['fa_per_hour_after_guarded']})", file=log, flush=True)
     n = len(rows)
     result = {"model": str(model), "word": word, "threshold": threshold, "negative_hours": round(hours, 2), "trials": n,
+              "not_enrolled": failed,
               "frr_before": sum(not r["before"] for r in rows) / n if n else None,
               "frr_after": sum(not r["after"] for r in rows) / n if n else None,
               "fa_per_hour_before": round(base_fa, 3),
