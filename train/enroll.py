@@ -35,7 +35,7 @@ from edge.audio import SAMPLE_RATE, read_audio
 from edge.embedding import SpeechEmbedding, chunk_windows
 from edge.errors import AudioFormatError, DataError, ModelError, run_guarded
 from edge.native import quiet
-from edge.verifier import VerifierHead, VerifierSpec, candidate_chunks, peak_logits
+from edge.verifier import VerifierConfig, VerifierHead, VerifierSpec, candidate_chunks, peak_logits
 
 from .calibration import counted_threshold, round_up
 from .evaluate import REFRACTORY_SECONDS, fire_positions, tflite_scorer
@@ -163,7 +163,7 @@ class Candidates:
     windows: np.ndarray
     peaks: np.ndarray
 
-    def scores(self, head: VerifierHead, config) -> np.ndarray:
+    def scores(self, head: VerifierHead, config: VerifierConfig) -> np.ndarray:
         """The verifier's scores with ``head`` (the settings' fusion and ``head``'s score scale)."""
         if not len(self.windows):
             return np.zeros(0)
@@ -185,7 +185,7 @@ class CandidateWindows:
                           peak_logits(steps, probs, positions, self.config))
 
 
-def guard_threshold(original: VerifierHead, adapted: VerifierHead, config, threshold: float, held: Candidates) -> dict:
+def guard_threshold(original: VerifierHead, adapted: VerifierHead, config: VerifierConfig, threshold: float, held: Candidates) -> dict:
     """The adapted head's threshold: the lowest, at or above ``threshold``, at which it fires on
     the held-out candidates no more often than ``original`` does at ``threshold``."""
     ref = int(REFRACTORY_SECONDS * SAMPLE_RATE)

@@ -28,7 +28,7 @@ import numpy as np
 from edge.audio import SAMPLE_RATE, read_audio
 from edge.embedding import SpeechEmbedding
 from edge.errors import DataError, run_guarded
-from edge.verifier import VerifierHead, load_verifier
+from edge.verifier import VerifierConfig, VerifierHead, load_verifier
 
 from .enroll import CandidateWindows, Candidates, EnrollConfig, adapt_head, default_held_out, guard_threshold, negative_windows, take_windows
 from .evaluate import REFRACTORY_SECONDS, count_events, fire_positions
@@ -61,7 +61,7 @@ def in_context(word: np.ndarray, context: np.ndarray, index: int) -> tuple[np.nd
     return audio, (ctx, ctx + word.size)
 
 
-def detected(head: VerifierHead, config, threshold: float, candidates: Candidates, span: tuple[int, int]) -> bool:
+def detected(head: VerifierHead, config: VerifierConfig, threshold: float, candidates: Candidates, span: tuple[int, int]) -> bool:
     fired = fire_positions(candidates.positions, candidates.scores(head, config), threshold, int(REFRACTORY_SECONDS * SAMPLE_RATE))
     return bool(count_events(fired, [span]).hit_words[0])
 
