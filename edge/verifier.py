@@ -207,10 +207,6 @@ class VerifierHead:
         """Logits of many windows (n, window, EMBEDDING_DIM), one call each (as on the device)."""
         return np.array([self.logit(w) for w in windows], np.float64)
 
-    def scores(self, windows: np.ndarray) -> np.ndarray:
-        """``score`` of many windows (the head alone)."""
-        return np.array([sigmoid(self.score_scale * x) for x in self.logits(windows).tolist()], np.float64)
-
 
 class Stage1Peak:
     """Stage 1's highest logit over the last ``peak_seconds`` of steps.
