@@ -498,3 +498,16 @@ def test_shipped_cascade_rejects_a_stage1_false_accept_and_accepts_the_word():
     both = Pipeline(model, verifier=cascade_for(model)).process(stream)
     assert len(both) == 1 and sentence.size < both[0].sample <= word_end + 16000
     assert both[0].score >= json.loads(default_model_path().with_suffix(".json").read_text())["verifier"]["threshold"]
+
+
+def test_enrollment_trials_skip_callers_whose_takes_have_no_time():
+    from train.enroll_eval import trials
+    from train.suite import SuitePaths, wuw_span
+
+    labels = json.loads((DATA / "wuw" / "labels.json").read_text())
+    untimed = {i["session"] for i in labels.values() if i["keyword"] == "voyager" and wuw_span(i) is None}
+    assert "00048" in untimed
+    got = trials("voyager", SuitePaths(DATA.parent, None), callers=1000)
+    sessions = {who.split()[-1] for who, _, _, _ in got}
+    assert sessions and not sessions & untimed
+    assert all(span[1] > span[0] and take[0].size for _, take, _, span in got)

@@ -34,7 +34,7 @@ from .enroll import CandidateWindows, Candidates, EnrollConfig, adapt_head, defa
 from .evaluate import REFRACTORY_SECONDS, count_events, fire_positions
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, trim_silence
-from .suite import AFTER_SECONDS, CONTEXT_SECONDS, SuitePaths, default_paths, negative_sets
+from .suite import AFTER_SECONDS, CONTEXT_SECONDS, SuitePaths, default_paths, negative_sets, wuw_span
 from .verifier import Augmenter, convert_head, negative_stream
 
 COPIES = 20
@@ -75,7 +75,7 @@ def trials(word: str, paths: SuitePaths, callers: int) -> list[tuple[str, list[n
     labels = json.loads((data / "wuw" / "labels.json").read_text())
     by_session: dict[str, dict] = {}
     for rel, info in labels.items():
-        if info["keyword"] == word:
+        if info["keyword"] == word and wuw_span(info) is not None:  # an untimed take may hold no word at all
             by_session.setdefault(info["session"], {})["alone" if rel.startswith("alone/") else "sentence"] = (rel, info)
     out = []
     for session in sorted(by_session):
@@ -85,7 +85,7 @@ def trials(word: str, paths: SuitePaths, callers: int) -> list[tuple[str, list[n
         take = trim_silence(read_audio(data / "wuw" / pair["alone"][0]))
         rel, info = pair["sentence"]
         clip = read_audio(data / "wuw" / rel)
-        out.append((f"caller {session}", [take], clip, np.array([int(info["start"] * SAMPLE_RATE), int(info["end"] * SAMPLE_RATE)])))
+        out.append((f"caller {session}", [take], clip, np.array(wuw_span(info))))
         if len(out) >= callers:
             break
     return out

@@ -105,6 +105,8 @@ class ClipSet:
     kind: str  # "positive" | "negative"
     load: Callable[[], list[Clip]]
     language: str = "en"
+    left_out: int = 0
+    """Recordings of the word the set leaves out (WUW takes whose labels give the word no time)."""
 
 
 def _files(folder: Path, pattern: str | None = None) -> list[Path]:
@@ -116,17 +118,32 @@ def _files(folder: Path, pattern: str | None = None) -> list[Path]:
     return list_audio(folder / pattern if pattern else folder)
 
 
+def wuw_span(info: dict) -> tuple[int, int] | None:
+    """The word's (start, end) samples in a WUW take, or None where its label gives no time
+    (start = end = 0: an empty take, "done", a sneeze, another word, or the word not aligned;
+    27 of voyager's 616 takes, 10 of wildfire's). Such a take cannot be scored: a word at
+    sample 0 of length 0 is a certain miss wherever the caller really said it."""
+    start, end = int(info["start"] * SAMPLE_RATE), int(info["end"] * SAMPLE_RATE)
+    return (start, end) if end > start else None
+
+
+def _wuw_labels(root: Path, keywords: tuple[str, ...], sessions: str) -> list[tuple[str, dict]]:
+    labels = json.loads((root / "labels.json").read_text())
+    return [(rel, labels[rel]) for rel in sorted(labels)
+            if labels[rel]["keyword"] in keywords and (sessions == "all" or wuw_split(labels[rel]["session"]) == sessions)]
+
+
 def _wuw_loader(root: Path, keywords: tuple[str, ...], sessions: str, positive: bool, limit: int | None) -> Callable[[], list[Clip]]:
+    """The takes of ``keywords``; as positives only those whose label times the word (:func:`wuw_span`)."""
     def load() -> list[Clip]:
-        labels = json.loads((root / "labels.json").read_text())
         clips = []
-        for rel in sorted(labels):
-            info = labels[rel]
-            if info["keyword"] not in keywords or (sessions != "all" and wuw_split(info["session"]) != sessions):
+        for rel, info in _wuw_labels(root, keywords, sessions):
+            span = wuw_span(info)
+            if positive and span is None:
                 continue
             audio = read_audio(root / rel)
             alone = rel.startswith("alone/")
-            words = ((int(info["start"] * SAMPLE_RATE), int(info["end"] * SAMPLE_RATE)),) if positive else ()
+            words = (span,) if positive else ()
             groups = {f: info.get(f, "?") for f in WUW_GROUP_FIELDS}
             groups["style"] = "alone" if alone else "in a sentence"
             clips.append(Clip(audio, words, groups, alone))
@@ -190,8 +207,9 @@ def positive_sets(word: str, paths: SuitePaths, limit: int | None = None) -> lis
     data = paths.shared / "data"
     word = word.lower().strip()
     if word in WUW_KEYWORDS:
+        untimed = sum(wuw_span(info) is None for _, info in _wuw_labels(data / "wuw", (word,), "all"))
         return [ClipSet(f"WUW {word} (telephone, 8 kHz upsampled)", "positive",
-                        _wuw_loader(data / "wuw", (word,), "all", True, limit))]
+                        _wuw_loader(data / "wuw", (word,), "all", True, limit), left_out=untimed)]
     if word in PRECISE_WORDS:
         return [ClipSet(f"precise {word}", "positive", _folder_loader(data / "precise" / PRECISE_WORDS[word], True, limit))]
     if word == "activate":
@@ -479,6 +497,7 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
     data = result.to_dict()
     data["variant"] = deployed
     data["variants"] = variants
+    data["left_out"] = {s.name: s.left_out for s, _ in loaded if s.left_out}
     if verifier is not None:
         data["verifier"] = {**dataclasses.asdict(verifier.config), "overridden": sorted(config.verifier_overrides())}
     (out / "suite.json").write_text(json.dumps(data, indent=1) + "\n")
@@ -620,4 +639,6 @@ def _variant_table(data: dict, variant: str | None) -> str:
             lines.append(f"{'':<11} verifier runs per hour of negative audio: {a['verifications_per_hour']:.0f}; "
                          f"candidate recall (stage 1 opened a candidate): {recall}")
     lines.append("(- : no threshold reaches that rate)")
+    for name, n in (data.get("left_out") or {}).items():
+        lines.append(f"{name}: {n} recordings left out (their labels give the word no time)")
     return "\n".join(lines)
