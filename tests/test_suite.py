@@ -70,19 +70,27 @@ def test_sets_for_a_wuw_word_keep_its_recordings_out_of_the_negatives():
         suite.positive_sets("banana", paths)
 
 
-def test_wuw_takes_whose_labels_give_no_time_are_left_out_of_the_positives():
+def test_wuw_takes_without_a_time_or_a_whole_word_are_left_out_of_the_positives():
     labels = json.loads((SHARED / "data" / "wuw" / "labels.json").read_text())
-    untimed = sorted(r for r, i in labels.items() if i["keyword"] == "voyager" and i["end"] <= i["start"])
-    assert "alone/voyager/WUWII00048_005.flac" in untimed  # start = end = 0
-    assert suite.wuw_span(labels[untimed[0]]) is None
-    assert suite.wuw_span({"start": 0.5, "end": 1.25}) == (8000, 20000)
-    (voyager,) = suite.positive_sets("voyager", suite.SuitePaths(SHARED, None))
-    assert voyager.left_out == len(untimed) == 27
-    clips = voyager.load()
-    assert len(clips) == sum(1 for i in labels.values() if i["keyword"] == "voyager") - 27 == 589
+    voyager = {r: i for r, i in labels.items() if i["keyword"] == "voyager"}
+    untimed = sorted(r for r, i in voyager.items() if i["end"] <= i["start"])
+    assert "alone/voyager/WUWII00048_005.flac" in untimed and len(untimed) == 27  # start = end = 0
+    assert suite.wuw_span(voyager[untimed[0]]) is None
+    assert suite.wuw_span({"start": 0.5, "end": 1.25, "keyword": "voyager", "transcript": "Voyager"}) == (8000, 20000)
+    timed = {"start": 0.5, "end": 1.25, "keyword": "thinkengine"}
+    assert suite.wuw_word_said(dict(timed, transcript="{click} T{breath}hinkEngine [static]"))
+    assert suite.wuw_word_said(dict(timed, transcript="((ThinkEngine)) is it"))
+    for cut_or_other in ("ThinkEn-", "-inkEngine", "{lip smack} done", ""):
+        assert suite.wuw_span(dict(timed, transcript=cut_or_other)) is None
+    not_said = [r for r, i in voyager.items() if i["end"] > i["start"] and not suite.wuw_word_said(i)]
+    assert len(not_said) == 9 and any(voyager[r]["transcript"].strip() == "Voyag-" for r in not_said)
+    (positives,) = suite.positive_sets("voyager", suite.SuitePaths(SHARED, None))
+    assert positives.left_out == 27 + 9
+    clips = positives.load()
+    assert len(clips) == len(voyager) - 36 == 580
     assert all(len(c.words) == 1 and c.words[0][1] > c.words[0][0] for c in clips)
-    report = suite.table({"model": "m", "word": "voyager", "conditions": {}, "left_out": {voyager.name: 27}})
-    assert f"{voyager.name}: 27 recordings left out (their labels give the word no time)" in report
+    report = suite.table({"model": "m", "word": "voyager", "conditions": {}, "left_out": {positives.name: 36}})
+    assert f"{positives.name}: 36 recordings left out (their labels give the word no time, or their transcript" in report
 
 
 def test_conditions_are_repeatable_and_keep_the_length():

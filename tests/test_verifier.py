@@ -500,7 +500,7 @@ def test_shipped_cascade_rejects_a_stage1_false_accept_and_accepts_the_word():
     assert both[0].score >= json.loads(default_model_path().with_suffix(".json").read_text())["verifier"]["threshold"]
 
 
-def test_enrollment_trials_skip_callers_whose_takes_have_no_time():
+def test_enrollment_trials_skip_callers_whose_takes_cannot_be_placed():
     from train.enroll_eval import trials
     from train.suite import SuitePaths, wuw_span
 

@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,7 +107,7 @@ class ClipSet:
     load: Callable[[], list[Clip]]
     language: str = "en"
     left_out: int = 0
-    """Recordings of the word the set leaves out (WUW takes whose labels give the word no time)."""
+    """Recordings of the word the set leaves out (WUW takes that :func:`wuw_span` cannot place)."""
 
 
 def _files(folder: Path, pattern: str | None = None) -> list[Path]:
@@ -118,13 +119,26 @@ def _files(folder: Path, pattern: str | None = None) -> list[Path]:
     return list_audio(folder / pattern if pattern else folder)
 
 
+WUW_NOTE = re.compile(r"\{[^{}]{0,40}\}|\[[^\[\]]{0,40}\]|<[^<>]{0,40}>")
+"""A transcriber's note inside a WUW transcript ({breath}, [static], <as>), dropped before
+looking for the keyword; so "T{breath}hinkEngine" has the word."""
+
+
+def wuw_word_said(info: dict) -> bool:
+    """Whether the take's transcript has its keyword whole: not cut off ("Wild-", "-perator"),
+    not another word ("done", "Pager"), nor a transcriber's typo ("Wildifre", twice)."""
+    text = re.sub(r"[^a-z]", "", WUW_NOTE.sub("", info.get("transcript", "")).lower())
+    return info["keyword"] in text
+
+
 def wuw_span(info: dict) -> tuple[int, int] | None:
-    """The word's (start, end) samples in a WUW take, or None where its label gives no time
-    (start = end = 0: an empty take, "done", a sneeze, another word, or the word not aligned;
-    27 of voyager's 616 takes, 10 of wildfire's). Such a take cannot be scored: a word at
-    sample 0 of length 0 is a certain miss wherever the caller really said it."""
+    """The word's (start, end) samples in a WUW take, or None where it cannot be scored as a
+    word: its label gives no time (start = end = 0: an empty take, a sneeze, the word
+    unaligned; voyager 27 of 616 takes, wildfire 10), or its transcript has no whole
+    keyword (:func:`wuw_word_said`; voyager 9 more, wildfire 9). Counted as words, they were
+    certain misses wherever the caller said something."""
     start, end = int(info["start"] * SAMPLE_RATE), int(info["end"] * SAMPLE_RATE)
-    return (start, end) if end > start else None
+    return (start, end) if end > start and wuw_word_said(info) else None
 
 
 def _wuw_labels(root: Path, keywords: tuple[str, ...], sessions: str) -> list[tuple[str, dict]]:
@@ -640,5 +654,5 @@ def _variant_table(data: dict, variant: str | None) -> str:
                          f"candidate recall (stage 1 opened a candidate): {recall}")
     lines.append("(- : no threshold reaches that rate)")
     for name, n in (data.get("left_out") or {}).items():
-        lines.append(f"{name}: {n} recordings left out (their labels give the word no time)")
+        lines.append(f"{name}: {n} recordings left out (their labels give the word no time, or their transcript has no whole word)")
     return "\n".join(lines)
