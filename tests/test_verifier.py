@@ -511,3 +511,32 @@ def test_enrollment_trials_skip_callers_whose_takes_cannot_be_placed():
     sessions = {who.split()[-1] for who, _, _, _ in got}
     assert sessions and not sessions & untimed
     assert all(span[1] > span[0] and take[0].size for _, take, _, span in got)
+
+
+def test_a_head_int8_activations_cannot_hold_keeps_int8_weights_with_float_activations(tmp_path, monkeypatch):
+    from train import verifier as tv
+    from train.quiet_tf import quiet_tensorflow
+
+    quiet_tensorflow()
+    import keras
+
+    keras.utils.set_random_seed(1)
+    path = tmp_path / "head.keras"
+    tv.make_head(WINDOW).save(path)
+    rng = np.random.default_rng(0)
+    examples = {k: rng.normal(0, 1, (300, WINDOW, EMBEDDING_DIM)).astype(np.float32) for k in ("positives", "dense", "mined")}
+    full = tv.convert_head(path, examples, tmp_path / "a.tflite")
+    assert full["quantization"] == "int8"
+    want = keras.models.load_model(path).predict(np.concatenate([examples["positives"], examples["mined"]]), verbose=0).reshape(-1)
+    (tmp_path / "b.tflite").write_bytes(tv._tflite_head(keras.models.load_model(path), WINDOW, None))
+    weights_only = tv.head_parity(want, VerifierHead(tmp_path / "b.tflite", window=WINDOW), np.concatenate([examples["positives"], examples["mined"]]))
+    share = lambda p: p["p99_logit_error"] / max(p["logit_range"], 1.0)  # noqa: E731
+    assert share(weights_only) < share(full)  # float activations are the closer of the two
+    monkeypatch.setattr(tv, "PARITY_MAX_RELATIVE_ERROR", (share(weights_only) + share(full)) / 2)
+    fallback = tv.convert_head(path, examples, tmp_path / "c.tflite")
+    assert fallback["quantization"] == "int8 weights" and fallback["p99_logit_error"] == weights_only["p99_logit_error"]
+    assert (tmp_path / "c.tflite").stat().st_size < 0.5 * 4 * (WINDOW * EMBEDDING_DIM * 128)  # weights stay 8 bits
+    monkeypatch.setattr(tv, "PARITY_MAX_RELATIVE_ERROR", -1.0)
+    with pytest.raises(tv.DataError, match=r"differs from Keras .* by int8: [0-9.]+, int8 weights: [0-9.]+ over a range"):
+        tv.convert_head(path, examples, tmp_path / "d.tflite")
+    assert not (tmp_path / "d.tflite").exists()  # no half-checked head left for a runner to pick up
