@@ -70,6 +70,22 @@ def test_sets_for_a_wuw_word_keep_its_recordings_out_of_the_negatives():
         suite.positive_sets("banana", paths)
 
 
+def test_wuw_negatives_leave_out_the_takes_that_say_the_word():
+    labels = json.loads((SHARED / "data" / "wuw" / "labels.json").read_text())
+    # a voyager take in which the caller says wildfire twice: a wildfire model must not count it as a false accept
+    assert "use wildfire in a sentence" in labels["sentence/voyager/WUWII00026_010.flac"]["transcript"]
+    assert suite.wuw_says(labels["sentence/voyager/WUWII00026_010.flac"], "wildfire")
+    assert suite.wuw_says({"transcript": "in my next life I want to work at T{breath}hinkEngine"}, "thinkengine")
+    assert suite.wuw_says({"transcript": "Hey, chatterbox!"}, "hey chatterbox") and not suite.wuw_says({"transcript": "wild fires"}, "fire ant")
+    others = tuple(k for k in suite.WUW_KEYWORDS if k != "wildfire")
+    eval_takes = [(r, i) for r, i in labels.items() if i["keyword"] in others and suite.wuw_split(i["session"]) == "eval"]
+    saying = sorted(r for r, i in eval_takes if suite.wuw_says(i, "wildfire"))
+    assert saying == ["sentence/thinkengine/WUWII00026_007.flac", "sentence/voyager/WUWII00026_010.flac"]
+    (wuw,) = [s for s in suite.negative_sets("wildfire", suite.SuitePaths(SHARED, None)) if s.name.startswith("WUW")]
+    assert wuw.left_out == 2 and "the model's word" in wuw.left_out_why
+    assert len(wuw.load()) == len(eval_takes) - 2
+
+
 def test_wuw_takes_without_a_time_or_a_whole_word_are_left_out_of_the_positives():
     labels = json.loads((SHARED / "data" / "wuw" / "labels.json").read_text())
     voyager = {r: i for r, i in labels.items() if i["keyword"] == "voyager"}
@@ -89,7 +105,9 @@ def test_wuw_takes_without_a_time_or_a_whole_word_are_left_out_of_the_positives(
     clips = positives.load()
     assert len(clips) == len(voyager) - 36 == 580
     assert all(len(c.words) == 1 and c.words[0][1] > c.words[0][0] for c in clips)
-    report = suite.table({"model": "m", "word": "voyager", "conditions": {}, "left_out": {positives.name: 36}})
+    assert positives.left_out_why == "their labels give the word no time, or their transcript has no whole word"
+    report = suite.table({"model": "m", "word": "voyager", "conditions": {},
+                          "left_out": {positives.name: {"recordings": 36, "why": positives.left_out_why}}})
     assert f"{positives.name}: 36 recordings left out (their labels give the word no time, or their transcript" in report
 
 

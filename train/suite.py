@@ -107,7 +107,8 @@ class ClipSet:
     load: Callable[[], list[Clip]]
     language: str = "en"
     left_out: int = 0
-    """Recordings of the word the set leaves out (WUW takes that :func:`wuw_span` cannot place)."""
+    """Recordings the set leaves out: positives :func:`wuw_span` cannot place; negatives that say the word."""
+    left_out_why: str = ""
 
 
 def _files(folder: Path, pattern: str | None = None) -> list[Path]:
@@ -124,11 +125,18 @@ WUW_NOTE = re.compile(r"\{[^{}]{0,40}\}|\[[^\[\]]{0,40}\]|<[^<>]{0,40}>")
 looking for the keyword; so "T{breath}hinkEngine" has the word."""
 
 
-def wuw_word_said(info: dict) -> bool:
-    """Whether the take's transcript has its keyword whole: not cut off ("Wild-", "-perator"),
-    not another word ("done", "Pager"), nor a transcriber's typo ("Wildifre", twice)."""
+def wuw_says(info: dict, word: str) -> bool:
+    """Whether a WUW take's transcript has ``word`` whole (letters only, notes dropped): callers
+    say other keywords' words too ("they want me to use wildfire in a sentence" is a voyager
+    take; "computer" is in 25 takes)."""
     text = re.sub(r"[^a-z]", "", WUW_NOTE.sub("", info.get("transcript", "")).lower())
-    return info["keyword"] in text
+    return re.sub(r"[^a-z]", "", word.lower()) in text
+
+
+def wuw_word_said(info: dict) -> bool:
+    """Whether the take's transcript has its own keyword whole: not cut off ("Wild-",
+    "-perator"), not another word ("done", "Pager"), nor a transcriber's typo ("Wildifre", twice)."""
+    return wuw_says(info, info["keyword"])
 
 
 def wuw_span(info: dict) -> tuple[int, int] | None:
@@ -147,13 +155,15 @@ def _wuw_labels(root: Path, keywords: tuple[str, ...], sessions: str) -> list[tu
             if labels[rel]["keyword"] in keywords and (sessions == "all" or wuw_split(labels[rel]["session"]) == sessions)]
 
 
-def _wuw_loader(root: Path, keywords: tuple[str, ...], sessions: str, positive: bool, limit: int | None) -> Callable[[], list[Clip]]:
-    """The takes of ``keywords``; as positives only those whose label times the word (:func:`wuw_span`)."""
+def _wuw_loader(root: Path, keywords: tuple[str, ...], sessions: str, positive: bool, limit: int | None,
+                without: str | None = None) -> Callable[[], list[Clip]]:
+    """The takes of ``keywords``; as positives only those whose label times the word (:func:`wuw_span`);
+    none whose transcript says ``without`` (the model's word, among negatives)."""
     def load() -> list[Clip]:
         clips = []
         for rel, info in _wuw_labels(root, keywords, sessions):
             span = wuw_span(info)
-            if positive and span is None:
+            if (positive and span is None) or (without and wuw_says(info, without)):
                 continue
             audio = read_audio(root / rel)
             alone = rel.startswith("alone/")
@@ -222,8 +232,8 @@ def positive_sets(word: str, paths: SuitePaths, limit: int | None = None) -> lis
     word = word.lower().strip()
     if word in WUW_KEYWORDS:
         untimed = sum(wuw_span(info) is None for _, info in _wuw_labels(data / "wuw", (word,), "all"))
-        return [ClipSet(f"WUW {word} (telephone, 8 kHz upsampled)", "positive",
-                        _wuw_loader(data / "wuw", (word,), "all", True, limit), left_out=untimed)]
+        return [ClipSet(f"WUW {word} (telephone, 8 kHz upsampled)", "positive", _wuw_loader(data / "wuw", (word,), "all", True, limit),
+                        left_out=untimed, left_out_why="their labels give the word no time, or their transcript has no whole word")]
     if word in PRECISE_WORDS:
         return [ClipSet(f"precise {word}", "positive", _folder_loader(data / "precise" / PRECISE_WORDS[word], True, limit))]
     if word == "activate":
@@ -244,8 +254,10 @@ def negative_sets(word: str, paths: SuitePaths, limit: int | None = None, music_
     data = paths.shared / "data"
     word = word.lower().strip()
     others = tuple(k for k in WUW_KEYWORDS if k != word)
+    saying = sum(wuw_says(info, word) for _, info in _wuw_labels(data / "wuw", others, "eval"))
     sets = [
-        ClipSet("WUW callers, other keywords (eval sessions)", "negative", _wuw_loader(data / "wuw", others, "eval", False, limit)),
+        ClipSet("WUW callers, other keywords (eval sessions)", "negative", _wuw_loader(data / "wuw", others, "eval", False, limit, word),
+                left_out=saying, left_out_why="their transcript has the model's word"),
         ClipSet("LJ Speech (eval half)", "negative", _folder_loader(data / "speech" / "ljspeech", False, limit, "eval")),
         ClipSet("en prompts (eval half)", "negative", _folder_loader(data / "speech" / "asterisk_prompts", False, limit, "eval")),
     ]
@@ -511,7 +523,7 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
     data = result.to_dict()
     data["variant"] = deployed
     data["variants"] = variants
-    data["left_out"] = {s.name: s.left_out for s, _ in loaded if s.left_out}
+    data["left_out"] = {s.name: {"recordings": s.left_out, "why": s.left_out_why} for s, _ in loaded if s.left_out}
     if verifier is not None:
         data["verifier"] = {**dataclasses.asdict(verifier.config), "overridden": sorted(config.verifier_overrides())}
     (out / "suite.json").write_text(json.dumps(data, indent=1) + "\n")
@@ -653,6 +665,6 @@ def _variant_table(data: dict, variant: str | None) -> str:
             lines.append(f"{'':<11} verifier runs per hour of negative audio: {a['verifications_per_hour']:.0f}; "
                          f"candidate recall (stage 1 opened a candidate): {recall}")
     lines.append("(- : no threshold reaches that rate)")
-    for name, n in (data.get("left_out") or {}).items():
-        lines.append(f"{name}: {n} recordings left out (their labels give the word no time, or their transcript has no whole word)")
+    for name, out in (data.get("left_out") or {}).items():
+        lines.append(f"{name}: {out['recordings']} recordings left out ({out['why']})")
     return "\n".join(lines)
