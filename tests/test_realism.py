@@ -173,13 +173,13 @@ def test_edge_word_trains_on_training_halves_only_and_never_on_its_word(tmp_path
     recipe = _recipe("voyager", tmp_path)
     negatives = real_negatives(recipe)
     wuw = [s for s in negatives if "/wuw/" in s]
-    assert len(wuw) == 8 and all(s.endswith(":fit") for s in wuw)  # 4 other keywords, alone + in a sentence
-    assert not any("voyager" in s for s in negatives)
+    assert len(wuw) == 8 and all(s.endswith(":fit!voyager") for s in wuw)  # 4 other keywords, alone + in a sentence
+    assert not any("voyager" in s.split("!")[0] for s in negatives)  # and none of their takes that say it
     assert all(s.endswith(":fit") for s in negatives if s.startswith("/debian") or "/speech/" in s)
     assert all(s.endswith(":fit") for s in backgrounds(recipe) if s.startswith("/debian") or "/speech/" in s)
     assert not any("/precise/" in s and "not-wake-words" not in s for s in negatives)  # the suite's
     held = calibration_negatives(recipe)
-    assert held and all(s.endswith(":holdout") for s in held)
+    assert held and all(s.split("!")[0].endswith(":holdout") for s in held)
     from train.suite import default_paths
 
     debian = default_paths().debian
@@ -193,6 +193,23 @@ def test_edge_word_trains_on_training_halves_only_and_never_on_its_word(tmp_path
     assert act[-1].endswith("coursera__[12]*@0.15")  # the fixed speaker split
     assert positives(recipe) == [str(tmp_path / "tts" / "positives")]  # text alone
     assert positives(replace(recipe, new_voices=4)) == [str(tmp_path / "tts" / "positives"), str(tmp_path / "tts" / "new_voices")]
+
+
+def test_a_source_can_leave_out_the_takes_that_say_a_word(tmp_path):
+    from train.sources import ClipPool, parse_without, saying
+
+    assert parse_without("/x/sentence/voyager:fit!hey chatterbox@0.2".rpartition("@")[0]) == ("/x/sentence/voyager:fit", "hey chatterbox")
+    assert parse_without("/x/y:fit") == ("/x/y:fit", None)
+    folder = DATA / "wuw" / "sentence" / "voyager"
+    files = [p for p in sorted(folder.iterdir()) if p.name in ("WUWII00026_010.flac", "WUWII00027_010.flac")]
+    assert [p.name for p in saying(files, folder, "wildfire")] == ["WUWII00026_010.flac"]  # "...use wildfire in a sentence..."
+    every = ClipPool.load("negative", [f"{folder}:train"])
+    without = ClipPool.load("negative", [f"{folder}:train!wildfire"])
+    gone = sorted(set(every.paths) - set(without.paths))
+    assert [Path(p).name for p in gone] == ["WUWII00068_010.flac", "WUWII00230_010.flac"]  # the two train takes that say it
+    (tmp_path / "a.wav").write_bytes((DATA / "activate" / "positives").glob("*.wav").__next__().read_bytes())
+    with pytest.raises(DataError, match="needs transcripts"):
+        ClipPool.load("negative", [f"{tmp_path}!wildfire"])
 
 
 def test_edge_word_members_train_with_their_own_seeds_and_merge_each_round(tmp_path):

@@ -12,6 +12,7 @@ import pytest
 
 from edge.audio import SAMPLE_RATE
 from train import suite
+from train.sources import says
 
 from .paths import REPO, SHARED
 
@@ -74,12 +75,12 @@ def test_wuw_negatives_leave_out_the_takes_that_say_the_word():
     labels = json.loads((SHARED / "data" / "wuw" / "labels.json").read_text())
     # a voyager take in which the caller says wildfire twice: a wildfire model must not count it as a false accept
     assert "use wildfire in a sentence" in labels["sentence/voyager/WUWII00026_010.flac"]["transcript"]
-    assert suite.wuw_says(labels["sentence/voyager/WUWII00026_010.flac"], "wildfire")
-    assert suite.wuw_says({"transcript": "in my next life I want to work at T{breath}hinkEngine"}, "thinkengine")
-    assert suite.wuw_says({"transcript": "Hey, chatterbox!"}, "hey chatterbox") and not suite.wuw_says({"transcript": "wild fires"}, "fire ant")
+    assert says(labels["sentence/voyager/WUWII00026_010.flac"], "wildfire")
+    assert says({"transcript": "in my next life I want to work at T{breath}hinkEngine"}, "thinkengine")
+    assert says({"transcript": "Hey, chatterbox!"}, "hey chatterbox") and not says({"transcript": "wild fires"}, "fire ant")
     others = tuple(k for k in suite.WUW_KEYWORDS if k != "wildfire")
     eval_takes = [(r, i) for r, i in labels.items() if i["keyword"] in others and suite.wuw_split(i["session"]) == "eval"]
-    saying = sorted(r for r, i in eval_takes if suite.wuw_says(i, "wildfire"))
+    saying = sorted(r for r, i in eval_takes if says(i, "wildfire"))
     assert saying == ["sentence/thinkengine/WUWII00026_007.flac", "sentence/voyager/WUWII00026_010.flac"]
     (wuw,) = [s for s in suite.negative_sets("wildfire", suite.SuitePaths(SHARED, None)) if s.name.startswith("WUW")]
     assert wuw.left_out == 2 and "the model's word" in wuw.left_out_why

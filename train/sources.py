@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 import sys
 from dataclasses import dataclass
@@ -99,6 +100,45 @@ def parse_share(spec: str) -> tuple[str, float | None]:
     return head, share
 
 
+TRANSCRIPT_NOTE = re.compile(r"\{[^{}]{0,40}\}|\[[^\[\]]{0,40}\]|<[^<>]{0,40}>")
+"""A transcriber's note inside a WUW transcript ({breath}, [static], <as>), dropped before
+looking for a word; so "T{breath}hinkEngine" has the word."""
+LABELS_FILE = "labels.json"
+LABELS_LEVELS = 3
+"""How far above a file its corpus's ``labels.json`` (WUW: ``wuw/labels.json`` over ``sentence/voyager/x.flac``) may sit."""
+WITHOUT_WORD = re.compile(r"[a-z][a-z ]*")
+
+
+def says(info: dict, word: str) -> bool:
+    """Whether a labelled take's transcript has ``word`` whole (letters only, notes dropped):
+    WUW callers say other keywords' words too ("they want me to use wildfire in a sentence"
+    is a voyager take; "computer" is in 25 takes)."""
+    text = re.sub(r"[^a-z]", "", TRANSCRIPT_NOTE.sub("", info.get("transcript", "")).lower())
+    return re.sub(r"[^a-z]", "", word.lower()) in text
+
+
+def parse_without(spec: str) -> tuple[str, str | None]:
+    """``SPEC!WORD``: leave out the labelled takes whose transcript says WORD (lower case)."""
+    head, sep, tail = spec.rpartition("!")
+    if sep and WITHOUT_WORD.fullmatch(tail):
+        return head, tail
+    return spec, None
+
+
+def _transcripts(folder: Path) -> tuple[Path, dict]:
+    """The ``labels.json`` at or above ``folder`` and its folder (the keys are relative to it)."""
+    for root in [folder, *folder.parents][:LABELS_LEVELS + 1]:
+        if (root / LABELS_FILE).is_file():
+            return root, json.loads((root / LABELS_FILE).read_text())
+    raise DataError(f"{folder}: '!WORD' needs transcripts, and no {LABELS_FILE} sits at or above it")
+
+
+def saying(files: list[Path], folder: Path, word: str) -> set[Path]:
+    """Those of ``files`` whose transcript says ``word``."""
+    root, labels = _transcripts(folder)
+    return {p for p in files if says(labels.get(p.relative_to(root).as_posix(), {}), word)}
+
+
 def parse_source(spec: str) -> tuple[Path, str]:
     """``DIR`` or ``DIR:SPLIT``: ``train`` / ``eval`` (a deterministic half of the files), ``fit`` / ``holdout`` (of the train half)."""
     head, sep, tail = spec.rpartition(":")
@@ -130,7 +170,8 @@ class ClipPool:
     """Named clips loaded into memory.
 
     ``probabilities`` is None when every clip is equally likely; a source given as
-    ``DIR@SHARE`` gets that share of the draws, the other sources split the rest by size.
+    ``DIR@SHARE`` gets that share of the draws, the other sources split the rest by size;
+    ``DIR:SPLIT!WORD`` leaves out the takes whose transcript (a ``labels.json`` above) says WORD.
     """
 
     kind: str
@@ -156,9 +197,13 @@ class ClipPool:
             raise DataError(f"no {kind} folders given")
         for spec in specs:
             source, share = parse_share(spec)
+            source, without = parse_without(source)
             folder, split = parse_source(source)
             before = len(clips)
             files = [p for p in list_audio(folder) if in_split(p, split)]
+            if without:
+                said = saying(files, folder, without)
+                files = [p for p in files if p not in said]
             if not files:
                 raise DataError(f"{folder}: no audio files for {kind} (split {split})")
             empty = 0

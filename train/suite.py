@@ -29,7 +29,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +39,7 @@ import numpy as np
 from edge.audio import SAMPLE_RATE, read_audio
 from edge.errors import AudioFormatError, DataError
 from edge.progress import Progress
-from train.sources import wuw_split
+from train.sources import says, wuw_split
 
 from .evaluate import (FA_TARGETS, HIT_AFTER_END_SECONDS, REFRACTORY_SECONDS, SECONDS_PER_HOUR, THRESHOLDS, count_events,
                        fire_positions)
@@ -120,23 +119,10 @@ def _files(folder: Path, pattern: str | None = None) -> list[Path]:
     return list_audio(folder / pattern if pattern else folder)
 
 
-WUW_NOTE = re.compile(r"\{[^{}]{0,40}\}|\[[^\[\]]{0,40}\]|<[^<>]{0,40}>")
-"""A transcriber's note inside a WUW transcript ({breath}, [static], <as>), dropped before
-looking for the keyword; so "T{breath}hinkEngine" has the word."""
-
-
-def wuw_says(info: dict, word: str) -> bool:
-    """Whether a WUW take's transcript has ``word`` whole (letters only, notes dropped): callers
-    say other keywords' words too ("they want me to use wildfire in a sentence" is a voyager
-    take; "computer" is in 25 takes)."""
-    text = re.sub(r"[^a-z]", "", WUW_NOTE.sub("", info.get("transcript", "")).lower())
-    return re.sub(r"[^a-z]", "", word.lower()) in text
-
-
 def wuw_word_said(info: dict) -> bool:
     """Whether the take's transcript has its own keyword whole: not cut off ("Wild-",
     "-perator"), not another word ("done", "Pager"), nor a transcriber's typo ("Wildifre", twice)."""
-    return wuw_says(info, info["keyword"])
+    return says(info, info["keyword"])
 
 
 def wuw_span(info: dict) -> tuple[int, int] | None:
@@ -163,7 +149,7 @@ def _wuw_loader(root: Path, keywords: tuple[str, ...], sessions: str, positive: 
         clips = []
         for rel, info in _wuw_labels(root, keywords, sessions):
             span = wuw_span(info)
-            if (positive and span is None) or (without and wuw_says(info, without)):
+            if (positive and span is None) or (without and says(info, without)):
                 continue
             audio = read_audio(root / rel)
             alone = rel.startswith("alone/")
@@ -254,7 +240,7 @@ def negative_sets(word: str, paths: SuitePaths, limit: int | None = None, music_
     data = paths.shared / "data"
     word = word.lower().strip()
     others = tuple(k for k in WUW_KEYWORDS if k != word)
-    saying = sum(wuw_says(info, word) for _, info in _wuw_labels(data / "wuw", others, "eval"))
+    saying = sum(says(info, word) for _, info in _wuw_labels(data / "wuw", others, "eval"))
     sets = [
         ClipSet("WUW callers, other keywords (eval sessions)", "negative", _wuw_loader(data / "wuw", others, "eval", False, limit, word),
                 left_out=saying, left_out_why="their transcript has the model's word"),

@@ -45,6 +45,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -132,7 +133,9 @@ def real_negatives(recipe: WordRecipe, split: str = "fit") -> list[str]:
     ``holdout`` (set the threshold on), the two parts of the training halves."""
     data = recipe.shared / "data"
     word = recipe.word.lower()
-    specs = [f"{data / 'wuw' / style / k}:{split}" for k in WUW_KEYWORDS if k != word for style in ("alone", "sentence")]
+    said = re.sub(r"[^a-z ]", "", word).strip()  # WUW callers say other keywords' words too: not those takes
+    specs = [f"{data / 'wuw' / style / k}:{split}" + (f"!{said}" if said else "")
+             for k in WUW_KEYWORDS if k != word for style in ("alone", "sentence")]
     specs += [f"{data / 'speech' / 'ljspeech'}:{split}", f"{data / 'speech' / 'asterisk_prompts'}:{split}"]
     if split == "fit":  # small sets of short clips, not in the suite: all of them to training
         specs += [str(data / "speech_commands"), str(data / "precise" / "not-wake-words")]
