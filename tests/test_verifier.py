@@ -513,7 +513,7 @@ def test_enrollment_trials_skip_callers_whose_takes_cannot_be_placed():
     assert all(span[1] > span[0] and take[0].size for _, take, _, span in got)
 
 
-def test_a_head_int8_activations_cannot_hold_keeps_int8_weights_with_float_activations(tmp_path, monkeypatch):
+def test_a_head_int8_cannot_hold_falls_back_to_int8_weights_then_float(tmp_path, monkeypatch):
     from train import verifier as tv
     from train.quiet_tf import quiet_tensorflow
 
@@ -536,7 +536,13 @@ def test_a_head_int8_activations_cannot_hold_keeps_int8_weights_with_float_activ
     fallback = tv.convert_head(path, examples, tmp_path / "c.tflite")
     assert fallback["quantization"] == "int8 weights" and fallback["p99_logit_error"] == weights_only["p99_logit_error"]
     assert (tmp_path / "c.tflite").stat().st_size < 0.5 * 4 * (WINDOW * EMBEDDING_DIM * 128)  # weights stay 8 bits
+    (tmp_path / "e.tflite").write_bytes(tv._tflite_head(keras.models.load_model(path), WINDOW, None, quantized=False))
+    exact = tv.head_parity(want, VerifierHead(tmp_path / "e.tflite", window=WINDOW), np.concatenate([examples["positives"], examples["mined"]]))
+    assert share(exact) < share(weights_only) and exact["max_logit_error"] < 1e-3  # float: Keras's own logits
+    monkeypatch.setattr(tv, "PARITY_MAX_RELATIVE_ERROR", (share(exact) + share(weights_only)) / 2)
+    last = tv.convert_head(path, examples, tmp_path / "f.tflite")
+    assert last["quantization"] == "float" and (tmp_path / "f.tflite").stat().st_size > 4 * WINDOW * EMBEDDING_DIM * 128
     monkeypatch.setattr(tv, "PARITY_MAX_RELATIVE_ERROR", -1.0)
-    with pytest.raises(tv.DataError, match=r"differs from Keras .* by int8: [0-9.]+, int8 weights: [0-9.]+ over a range"):
+    with pytest.raises(tv.DataError, match=r"differs from Keras .* by int8: [0-9.]+, int8 weights: [0-9.]+, float: [0-9.]+ over a range"):
         tv.convert_head(path, examples, tmp_path / "d.tflite")
     assert not (tmp_path / "d.tflite").exists()  # no half-checked head left for a runner to pick up

@@ -299,12 +299,14 @@ def train_head(examples: dict, recipe: VerifierRecipe, out: Path) -> dict:
             "val_false_positive_rate_at_0": float((logits[~yv] > 0).mean()) if (~yv).any() else None}
 
 
-QUANTIZATIONS = ("int8", "int8 weights")
+QUANTIZATIONS = ("int8", "int8 weights", "float")
 """How the head is converted, in order until one passes parity: int8 weights and activations
-(ranges from representative windows), then int8 weights with float activations (dynamic
-range: same size; measured on wildfire's head: largest logit error 0.27 against 5.2, p99 0.18
-against 0.26). An adapted head from a single enrollment take failed the first for 1-2 of 30
-callers (ranges its representative windows did not cover); it no longer refuses them."""
+(ranges from representative windows); int8 weights with float activations (dynamic range:
+same size; on wildfire's head largest logit error 0.27 against 5.2, p99 0.18 against 0.26);
+float (four times the size, 0.8 MB, and still a small part of a verification's cost, which is
+the embedding). An adapted head from a single enrollment take failed the first for 1-2 of 30
+callers, and the second too for one of them (p99 error 1.35 over a range of 17.4); such a
+caller is no longer refused."""
 
 
 def convert_head(keras_path: Path, examples: dict, out: Path) -> dict:
@@ -322,7 +324,7 @@ def convert_head(keras_path: Path, examples: dict, out: Path) -> dict:
     failures = []
     for kind in QUANTIZATIONS:
         with converting():
-            out.write_bytes(_tflite_head(model, window, rep if kind == "int8" else None))
+            out.write_bytes(_tflite_head(model, window, rep if kind == "int8" else None, quantized=kind != "float"))
         parity = head_parity(want, VerifierHead(out, window=window), check)
         if parity["ok"]:
             del parity["ok"]
@@ -333,9 +335,9 @@ def convert_head(keras_path: Path, examples: dict, out: Path) -> dict:
                     f"{', '.join(failures)} over a range of {parity['logit_range']:.1f} (limit {PARITY_MAX_RELATIVE_ERROR:.0%})")
 
 
-def _tflite_head(model, window: int, representative: np.ndarray | None) -> bytes:
-    """The Keras head's weights as constants (no variables for the converter), int8 weights;
-    with ``representative`` windows int8 activations too."""
+def _tflite_head(model, window: int, representative: np.ndarray | None, quantized: bool = True) -> bytes:
+    """The Keras head's weights as constants (no variables for the converter): float, or
+    ``quantized`` to int8 weights, with ``representative`` windows int8 activations too."""
     import keras
     import tensorflow as tf
 
@@ -352,8 +354,9 @@ def _tflite_head(model, window: int, representative: np.ndarray | None) -> bytes
         return {"logit": x}
 
     converter = tf.lite.TFLiteConverter.from_concrete_functions([fixed.get_concrete_function()])
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    if representative is not None:
+    if quantized:
+        converter.optimizations = [tf.lite.Optimize.DEFAULT]
+    if quantized and representative is not None:
         converter.representative_dataset = lambda: ([w[None].astype(np.float32)] for w in representative)
         converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
     return converter.convert()
