@@ -138,6 +138,7 @@ def test_edge_verifier_writes_one_versioned_metadata_file(toy):
     assert 0 < block["threshold"] < 1 and 0 < block["candidate_threshold"] < 1
     assert block["training"]["parity"]["decision_agreement"] >= 0.95
     assert block["calibration"]["negative_hours"] > 0
+    assert block["calibration"]["conditions"] == ["clean", "augmented"]  # the held-out audio twice: as it is, and in rooms and noise
     assert "ready: threshold" in log
     assert not [line for line in log.splitlines() if any(n in line for n in TF_NOISE)], log  # TensorFlow's chatter hidden
     head = VerifierHead(model.parent / block["head"], block["head_sha256"], WINDOW)
