@@ -200,6 +200,11 @@ def test_a_source_can_leave_out_the_takes_that_say_a_word(tmp_path):
 
     assert parse_without("/x/sentence/voyager:fit!hey chatterbox@0.2".rpartition("@")[0]) == ("/x/sentence/voyager:fit", "hey chatterbox")
     assert parse_without("/x/y:fit") == ("/x/y:fit", None)
+    from train.sources import says
+
+    assert says({"transcript": "Think Engine [static]"}, "thinkengine") and says({"transcript": "Wildfires are all over"}, "wildfire")
+    assert says({"transcript": "invoke my, uh, personaloperator"}, "operator")  # a long word, glued by the transcriber
+    assert says({"transcript": "let's go"}, "go") and not says({"transcript": "a good day, ago"}, "go")  # a short one: whole only
     folder = DATA / "wuw" / "sentence" / "voyager"
     files = [p for p in sorted(folder.iterdir()) if p.name in ("WUWII00026_010.flac", "WUWII00027_010.flac")]
     assert [p.name for p in saying(files, folder, "wildfire")] == ["WUWII00026_010.flac"]  # "...use wildfire in a sentence..."

@@ -109,12 +109,24 @@ LABELS_LEVELS = 3
 WITHOUT_WORD = re.compile(r"[a-z][a-z ]*")
 
 
+WORD_SPAN_TOKENS = 3
+"""A word may be written over this many tokens ("Think Engine", "hey chatterbox")."""
+PLURALS = ("", "s", "es")
+GLUED_MIN_LETTERS = 6
+"""From this length a word is also found glued inside a token ("personaloperator"); a shorter
+one ("go") would be found in too many others ("good")."""
+
+
 def says(info: dict, word: str) -> bool:
-    """Whether a labelled take's transcript has ``word`` whole (letters only, notes dropped):
-    WUW callers say other keywords' words too ("they want me to use wildfire in a sentence"
-    is a voyager take; "computer" is in 25 takes)."""
-    text = re.sub(r"[^a-z]", "", TRANSCRIPT_NOTE.sub("", info.get("transcript", "")).lower())
-    return re.sub(r"[^a-z]", "", word.lower()) in text
+    """Whether a labelled take's transcript has ``word`` whole: one to ``WORD_SPAN_TOKENS``
+    consecutive tokens spell it (a plural too), once transcriber notes are dropped. WUW callers
+    say other keywords' words ("they want me to use wildfire in a sentence" is a voyager take;
+    "computer" is in 25 takes); a short word ("go") is not found inside longer ones ("good")."""
+    tokens = re.findall(r"[a-z]+", TRANSCRIPT_NOTE.sub("", info.get("transcript", "")).lower())
+    target = re.sub(r"[^a-z]", "", word.lower())
+    spelled = {"".join(tokens[i:i + n]) for n in range(1, WORD_SPAN_TOKENS + 1) for i in range(len(tokens))}
+    glued = len(target) >= GLUED_MIN_LETTERS and any(target in t for t in spelled)
+    return bool(target) and (glued or any(target + end in spelled for end in PLURALS))
 
 
 def parse_without(spec: str) -> tuple[str, str | None]:
