@@ -33,7 +33,7 @@ from edge.verifier import VerifierConfig, VerifierHead, load_verifier
 from .enroll import CandidateWindows, Candidates, EnrollConfig, adapt_head, default_held_out, guard_threshold, negative_windows, take_windows
 from .evaluate import REFRACTORY_SECONDS, count_events, fire_positions
 from .quiet_tf import quiet_tensorflow
-from .sources import ClipPool, trim_silence
+from .sources import ClipPool, read_labels, trim_silence
 from .suite import AFTER_SECONDS, CONTEXT_SECONDS, SuitePaths, default_paths, negative_sets, wuw_span
 from .verifier import Augmenter, convert_head, negative_stream
 
@@ -72,7 +72,7 @@ def trials(word: str, paths: SuitePaths, callers: int) -> list[tuple[str, list[n
     if word == "activate":
         takes = [trim_silence(read_audio(p)) for p in sorted((data / "activate" / "positives").glob("ite5th__*.wav"))]
         return [(f"ite5th take {i + 1}", takes[:i] + takes[i + 1:], takes[i], None) for i in range(len(takes))]
-    labels = json.loads((data / "wuw" / "labels.json").read_text())
+    labels = read_labels(data / "wuw")
     by_session: dict[str, dict] = {}
     for rel, info in labels.items():
         if info["keyword"] == word and wuw_span(info) is not None:  # an untimed take may hold no word at all

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import re
@@ -137,11 +138,23 @@ def parse_without(spec: str) -> tuple[str, str | None]:
     return spec, None
 
 
+def read_labels(root: Path) -> dict:
+    """``root``'s ``labels.json``, parsed once per version of the file (a clip pool of
+    ``edge-word`` has eight WUW sources, the suite reads it per set). Do not change it."""
+    path = root / LABELS_FILE
+    return _parsed_labels(path, path.stat().st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_labels(path: Path, version: int) -> dict:
+    return json.loads(path.read_text())
+
+
 def _transcripts(folder: Path) -> tuple[Path, dict]:
     """The ``labels.json`` at or above ``folder`` and its folder (the keys are relative to it)."""
     for root in [folder, *folder.parents][:LABELS_LEVELS + 1]:
         if (root / LABELS_FILE).is_file():
-            return root, json.loads((root / LABELS_FILE).read_text())
+            return root, read_labels(root)
     raise DataError(f"{folder}: '!WORD' needs transcripts, and no {LABELS_FILE} sits at or above it")
 
 

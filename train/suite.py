@@ -39,7 +39,7 @@ import numpy as np
 from edge.audio import SAMPLE_RATE, read_audio
 from edge.errors import AudioFormatError, DataError
 from edge.progress import Progress
-from train.sources import says, wuw_split
+from train.sources import read_labels, says, wuw_split
 
 from .evaluate import (FA_TARGETS, HIT_AFTER_END_SECONDS, REFRACTORY_SECONDS, SECONDS_PER_HOUR, THRESHOLDS, count_events,
                        fire_positions)
@@ -136,7 +136,7 @@ def wuw_span(info: dict) -> tuple[int, int] | None:
 
 
 def _wuw_labels(root: Path, keywords: tuple[str, ...], sessions: str) -> list[tuple[str, dict]]:
-    labels = json.loads((root / "labels.json").read_text())
+    labels = read_labels(root)
     return [(rel, labels[rel]) for rel in sorted(labels)
             if labels[rel]["keyword"] in keywords and (sessions == "all" or wuw_split(labels[rel]["session"]) == sessions)]
 
@@ -217,9 +217,9 @@ def positive_sets(word: str, paths: SuitePaths, limit: int | None = None) -> lis
     data = paths.shared / "data"
     word = word.lower().strip()
     if word in WUW_KEYWORDS:
-        untimed = sum(wuw_span(info) is None for _, info in _wuw_labels(data / "wuw", (word,), "all"))
+        unplaceable = sum(wuw_span(info) is None for _, info in _wuw_labels(data / "wuw", (word,), "all"))
         return [ClipSet(f"WUW {word} (telephone, 8 kHz upsampled)", "positive", _wuw_loader(data / "wuw", (word,), "all", True, limit),
-                        left_out=untimed, left_out_why="their labels give the word no time, or their transcript has no whole word")]
+                        left_out=unplaceable, left_out_why="their labels give the word no time, or their transcript has no whole word")]
     if word in PRECISE_WORDS:
         return [ClipSet(f"precise {word}", "positive", _folder_loader(data / "precise" / PRECISE_WORDS[word], True, limit))]
     if word == "activate":
