@@ -12,26 +12,31 @@ are ``uint16`` and tests can compare them bit for bit.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
 from .audio import SAMPLE_RATE
+from .noise_floor import NoiseFloor, NoiseFloorConfig
 
 FEATURE_SCALE = 25.6
 """pymicro-features returns ``value / 25.6`` (i.e. ``value * 0.0390625``) for each uint16 channel."""
 MODEL_INPUT_SCALE = 1.0 / FEATURE_SCALE
 """Integer feature -> model input float (the scale microWakeWord uses: values ~0..26)."""
+NOISE_FLOOR_KEY = "noise_floor_dbfs"
+"""The metadata key (in the model JSON's ``frontend`` block) of the noise floor; absent = none."""
 
 
 @dataclass(frozen=True)
 class FrontendConfig:
-    """Parameters of the TFLite Micro frontend as built into pymicro-features (fixed)."""
+    """Parameters of the TFLite Micro frontend as built into pymicro-features (fixed), and the
+    noise floor added before it (``edge.noise_floor``; None: none, as for models made before it)."""
 
     sample_rate: int = SAMPLE_RATE
     window_ms: int = 30
     step_ms: int = 10
     channels: int = 40
+    noise_floor_dbfs: float | None = None
 
     @property
     def step_samples(self) -> int:
@@ -48,7 +53,7 @@ class FrontendConfig:
         return (n_samples - self.window_samples) // self.step_samples + 1
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "name": "tflite-micro-frontend",
             "implementation": "pymicro-features",
             "sample_rate": self.sample_rate,
@@ -57,6 +62,13 @@ class FrontendConfig:
             "channels": self.channels,
             "feature_scale": FEATURE_SCALE,
         }
+        if self.noise_floor_dbfs is not None:
+            out[NOISE_FLOOR_KEY] = self.noise_floor_dbfs
+        return out
+
+    def with_noise_floor(self, level_dbfs: float | None) -> "FrontendConfig":
+        return replace(self, noise_floor_dbfs=None if level_dbfs is None else float(level_dbfs))
+
 
 
 DEFAULT_FRONTEND = FrontendConfig()
@@ -65,10 +77,11 @@ DEFAULT_FRONTEND = FrontendConfig()
 class Frontend:
     """Streaming fixed-point spectrogram.
 
-    State: the frontend's internal state (noise estimate, PCAN, window buffer) and up to
-    one step of not-yet-consumed samples. ``reset()`` returns to the state of a freshly
-    created frontend (zero noise estimate, empty window), so the output after ``reset()``
-    equals the output of a new object: deterministic, no random fill.
+    State: the frontend's internal state (noise estimate, PCAN, window buffer), the noise
+    floor's stream position and up to one step of not-yet-consumed samples. ``reset()``
+    returns to the state of a freshly created frontend (zero noise estimate, empty window,
+    floor at position 0), so the output after ``reset()`` equals the output of a new object:
+    deterministic (the floor is a fixed table, not a random generator).
     """
 
     def __init__(self, config: FrontendConfig = DEFAULT_FRONTEND) -> None:
@@ -76,15 +89,17 @@ class Frontend:
 
         self.config = config
         self._frontend = MicroFrontend()
+        self._floor = NoiseFloor(NoiseFloorConfig(config.noise_floor_dbfs))
         self._pending = np.zeros(0, dtype=np.int16)
 
     def reset(self) -> None:
         self._frontend.reset()
+        self._floor.reset()
         self._pending = np.zeros(0, dtype=np.int16)
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         """Feed int16 samples (any count); return the new frames, shape (n, channels), uint16."""
-        samples = np.asarray(samples, dtype=np.int16)
+        samples = self._floor.process(samples)
         if self._pending.size:
             samples = np.concatenate([self._pending, samples])
         step = self.config.step_samples

@@ -31,7 +31,7 @@ import numpy as np
 
 from .detector import MAX_REFRACTORY_SECONDS, MAX_SMOOTHING_STEPS
 from .errors import ModelError
-from .features import DEFAULT_FRONTEND, MODEL_INPUT_SCALE, FrontendConfig
+from .features import DEFAULT_FRONTEND, MODEL_INPUT_SCALE, NOISE_FLOOR_KEY, FrontendConfig
 from .native import quiet
 from .tflite_check import check_tflite
 
@@ -62,6 +62,8 @@ MAX_GRU_UNITS = 4096
 GRU_LAYERS = 2
 MAX_WORD_CHARS = 200
 MAX_METADATA_BYTES = 1 << 20
+MIN_NOISE_FLOOR_DBFS, MAX_NOISE_FLOOR_DBFS = -120.0, -20.0
+"""The range a model's noise floor may take (a louder floor would bury speech)."""
 """A real metadata file is ~1 KB; a huge one is not read into memory."""
 DETECTOR_KEYS = ("threshold", "smoothing_steps", "refractory_seconds")
 
@@ -141,6 +143,9 @@ class ModelMetadata:
         for name, value in (("frontend", frontend), ("stream", stream), ("detector", detector)):
             if not isinstance(value, dict):
                 raise ModelError(f"{source}: {name} must be a JSON object, got {type(value).__name__}")
+        floor = frontend.get(NOISE_FLOOR_KEY)
+        if floor is not None:
+            _number(source, f"frontend.{NOISE_FLOOR_KEY}", floor, MIN_NOISE_FLOOR_DBFS, MAX_NOISE_FLOOR_DBFS)
         sha = data.get(SHA256_KEY)
         if sha is not None and not (isinstance(sha, str) and SHA256_PATTERN.fullmatch(sha)):
             raise ModelError(f"{source}: {SHA256_KEY} must be 64 lowercase hex digits")
@@ -190,8 +195,14 @@ class ModelMetadata:
         out.update(self.extra)
         return out
 
+    @property
+    def frontend_config(self) -> FrontendConfig:
+        """The frontend this model runs behind: the fixed one, with the model's noise floor if it has one."""
+        return DEFAULT_FRONTEND.with_noise_floor(self.frontend.get(NOISE_FLOOR_KEY))
+
     def check_frontend(self, frontend: FrontendConfig, source: str) -> None:
-        expected = frontend.to_dict()
+        """The fixed frontend parameters must match (the noise floor is the model's own choice)."""
+        expected = frontend.with_noise_floor(None).to_dict()
         mismatched = [k for k, v in expected.items() if self.frontend.get(k) != v]
         if mismatched:
             detail = ", ".join(f"{k}={self.frontend.get(k)!r} (runtime {expected[k]!r})" for k in mismatched)

@@ -67,6 +67,7 @@ class WordStage:
                  verifier: "Cascade | None" = None) -> None:
         self.model = model
         self.verifier = verifier
+        self.frontend = frontend
         self.geometry = StepGeometry(
             kernel_frames=model.metadata.kernel_frames, stride_frames=model.metadata.stride_frames, frontend=frontend.config
         )
@@ -139,11 +140,18 @@ class Pipeline:
         duplicates = sorted({n for n in names if names.count(n) > 1})
         if duplicates:
             raise ConfigError(f"two models for the same word {duplicates[0]!r}: every word needs its own name")
-        self.frontend = Frontend()
         if len(verifiers) != len(models):
             raise ConfigError(f"{len(models)} models but {len(verifiers)} verifiers")
-        self.words = [WordStage(m, c, self.frontend, trace, v) for m, c, v in zip(models, configs, verifiers)]
+        # one frontend per distinct configuration (models may ask for different noise floors)
+        self.frontends = {c: Frontend(c) for c in dict.fromkeys(m.metadata.frontend_config for m in models)}
+        self.words = [WordStage(m, c, self.frontends[m.metadata.frontend_config], trace, v)
+                      for m, c, v in zip(models, configs, verifiers)]
         self.samples_seen = 0
+
+    @property
+    def frontend(self) -> Frontend:
+        """The first word's frontend."""
+        return self.words[0].frontend
 
     @property
     def model(self) -> StreamingModel:
@@ -171,7 +179,8 @@ class Pipeline:
 
     def reset(self) -> None:
         """Back to the start of a stream: frontend, models and detectors all at their documented start state."""
-        self.frontend.reset()
+        for frontend in self.frontends.values():
+            frontend.reset()
         for word in self.words:
             word.reset()
         self.samples_seen = 0
@@ -187,8 +196,8 @@ class Pipeline:
         self.samples_seen += samples.size
         for word in self.words:
             word.process_audio(samples)
-        frames = self.frontend.process(samples)
-        found = [det for word in self.words for det in word.process(frames)]
+        frames = {config: frontend.process(samples) for config, frontend in self.frontends.items()}
+        found = [det for word in self.words for det in word.process(frames[word.frontend.config])]
         if len(self.words) > 1:
             found.sort(key=lambda d: d.sample)
         return found

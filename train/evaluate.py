@@ -132,7 +132,7 @@ def tflite_scorer(path: Path):
         (never reset) over ``warmup_seconds`` of ``warmup_audio`` tiled, as on a device
         that has been listening that long."""
         model.reset()
-        frontend = Frontend()
+        frontend = Frontend(model.metadata.frontend_config)
         chunk = SAMPLE_RATE * 10
         fed = 0
         total = int(warmup_seconds * SAMPLE_RATE)

@@ -1,0 +1,96 @@
+"""A fixed noise floor under stage 1's input: the quietest audio the frontend ever sees.
+
+The TFLite Micro frontend divides each channel by its own noise estimate (PCAN). Where a
+recording has next to no noise (telephone audio upsampled to 16 kHz has nothing above 4 kHz;
+digital silence between words), that estimate collapses and the frames of a word come out
+unlike anything a model trained on noisy mixes has seen. A real microphone always has some
+self-noise; this stage guarantees it: a white noise of fixed level is added to every sample
+before the frontend, on the device and in training alike.
+
+The noise is a fixed table of ``NOISE_TABLE_SAMPLES`` integers, read at the stream's sample
+position, so the output depends only on the samples and their position since ``reset()``:
+streaming equals batch, runs are reproducible, and no random generator's version matters.
+Cost: one slice of the table and one saturating add per sample.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+
+import numpy as np
+
+INT16_FULL_SCALE = 32768.0
+"""0 dBFS: the RMS of the noise floor is ``INT16_FULL_SCALE * 10 ** (level_dbfs / 20)``."""
+NOISE_TABLE_SAMPLES = 1 << 16
+"""Length of the noise table (4.1 s at 16 kHz); the floor repeats with this period."""
+HASH_MULTIPLIER = 0x45D9F3B
+"""Multiplier of the integer hash (a 32-bit avalanche mix) that fills the table."""
+HASH_SHIFT = 16
+UNIFORMS_PER_SAMPLE = 4
+"""The table's values are sums of this many uniform variates (near-Gaussian, bounded)."""
+UNIFORM_BITS = 8
+UNIFORM_VARIANCE = ((1 << UNIFORM_BITS) ** 2 - 1) / 12.0
+"""Variance of one uniform integer in [0, 2**UNIFORM_BITS)."""
+
+
+def _hash32(x: np.ndarray) -> np.ndarray:
+    """A 32-bit integer avalanche hash (two multiply-xorshift rounds), vectorised."""
+    x = x.astype(np.uint64)
+    mask = np.uint64(0xFFFFFFFF)
+    for _ in range(2):
+        x = ((x >> np.uint64(HASH_SHIFT)) ^ x) * np.uint64(HASH_MULTIPLIER) & mask
+    return (x >> np.uint64(HASH_SHIFT)) ^ x
+
+
+@lru_cache(maxsize=None)
+def unit_noise() -> np.ndarray:
+    """The table at unit RMS (float64, zero mean in expectation), the same on every machine."""
+    index = np.arange(NOISE_TABLE_SAMPLES, dtype=np.uint64)
+    bits = _hash32(index)
+    low = np.uint64((1 << UNIFORM_BITS) - 1)
+    parts = [((bits >> np.uint64(UNIFORM_BITS * k)) & low).astype(np.float64) for k in range(UNIFORMS_PER_SAMPLE)]
+    centred = np.sum(parts, axis=0) - UNIFORMS_PER_SAMPLE * ((1 << UNIFORM_BITS) - 1) / 2.0
+    return centred / np.sqrt(UNIFORMS_PER_SAMPLE * UNIFORM_VARIANCE)
+
+
+@lru_cache(maxsize=8)
+def noise_table(level_dbfs: float) -> np.ndarray:
+    """The table at ``level_dbfs`` RMS, as int32 samples (read-only)."""
+    table = np.rint(unit_noise() * INT16_FULL_SCALE * 10.0 ** (level_dbfs / 20.0)).astype(np.int32)
+    table.setflags(write=False)
+    return table
+
+
+@dataclass(frozen=True)
+class NoiseFloorConfig:
+    """``level_dbfs``: RMS of the added noise relative to int16 full scale; None turns the stage off."""
+
+    level_dbfs: float | None = None
+
+
+class NoiseFloor:
+    """int16 samples in, the same samples plus the floor out (saturated to int16).
+
+    State: the stream position (samples since ``reset()``). ``reset()`` returns to position 0,
+    the state of a new object; the table itself never changes.
+    """
+
+    def __init__(self, config: NoiseFloorConfig = NoiseFloorConfig()) -> None:
+        self.config = config
+        self._table = None if config.level_dbfs is None else noise_table(float(config.level_dbfs))
+        self.position = 0
+
+    def reset(self) -> None:
+        self.position = 0
+
+    def process(self, samples: np.ndarray) -> np.ndarray:
+        samples = np.asarray(samples, dtype=np.int16)
+        if self._table is None or samples.size == 0:
+            self.position += samples.size
+            return samples
+        start = self.position % NOISE_TABLE_SAMPLES
+        index = (start + np.arange(samples.size)) % NOISE_TABLE_SAMPLES
+        self.position += samples.size
+        mixed = samples.astype(np.int32) + self._table[index]
+        return np.clip(mixed, np.iinfo(np.int16).min, np.iinfo(np.int16).max).astype(np.int16)

@@ -1,0 +1,161 @@
+"""The noise floor under stage 1's input: exact integers, streaming equals batch, reset, saturation,
+and a model's metadata choosing it for every path that runs the model (pipeline, evaluation)."""
+
+import json
+
+import numpy as np
+import pytest
+
+from edge.audio import read_audio
+from edge.errors import ModelError
+from edge.features import DEFAULT_FRONTEND, NOISE_FLOOR_KEY, Frontend, compute_features
+from edge.model import StreamingModel
+from edge.noise_floor import INT16_FULL_SCALE, NOISE_TABLE_SAMPLES, NoiseFloor, NoiseFloorConfig, noise_table, unit_noise
+from edge.pipeline import Pipeline
+from train.evaluate import tflite_scorer
+
+from .paths import DEV
+from .shipped import shipped_model_as
+
+LEVEL = -60.0
+
+
+@pytest.fixture(scope="module")
+def clip():
+    return read_audio(DEV / "coursera__1.wav")
+
+
+def floored_model(folder, level, word="activate"):
+    path = shipped_model_as(word, folder)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["frontend"][NOISE_FLOOR_KEY] = level
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    return path
+
+
+def test_table_is_fixed_white_and_at_its_level():
+    unit = unit_noise()
+    assert unit.shape == (NOISE_TABLE_SAMPLES,)
+    assert abs(unit.mean()) < 0.02 and abs(unit.std() - 1.0) < 0.02
+    assert abs(np.corrcoef(unit[:-1], unit[1:])[0, 1]) < 0.02  # white: neighbours uncorrelated
+    table = noise_table(LEVEL)
+    assert table.dtype == np.int32 and not table.flags.writeable
+    want_rms = INT16_FULL_SCALE * 10 ** (LEVEL / 20)
+    assert abs(np.sqrt(np.mean(table.astype(float) ** 2)) / want_rms - 1) < 0.02
+    assert np.array_equal(table, np.rint(unit * want_rms).astype(np.int32))
+
+
+def test_floor_adds_the_table_at_the_stream_position_exactly():
+    floor = NoiseFloor(NoiseFloorConfig(LEVEL))
+    table = noise_table(LEVEL)
+    silence = np.zeros(1000, np.int16)
+    assert np.array_equal(floor.process(silence), table[:1000].astype(np.int16))
+    ramp = np.arange(-500, 500, dtype=np.int16)
+    assert np.array_equal(floor.process(ramp), (ramp + table[1000:2000]).astype(np.int16))
+    assert floor.position == 2000
+
+
+@pytest.mark.parametrize("chunk", [1, 161, 4097, NOISE_TABLE_SAMPLES + 3])
+def test_floor_streaming_equals_batch_across_the_table_period(chunk):
+    audio = np.random.default_rng(0).integers(-2000, 2000, 2 * NOISE_TABLE_SAMPLES + 777).astype(np.int16)
+    batch = NoiseFloor(NoiseFloorConfig(LEVEL)).process(audio)
+    floor = NoiseFloor(NoiseFloorConfig(LEVEL))
+    parts = np.concatenate([floor.process(audio[i : i + chunk]) for i in range(0, audio.size, chunk)])
+    assert np.array_equal(parts, batch)
+    # the table repeats with its period
+    diff = batch.astype(np.int32) - audio
+    assert np.array_equal(diff[:NOISE_TABLE_SAMPLES], diff[NOISE_TABLE_SAMPLES : 2 * NOISE_TABLE_SAMPLES])
+
+
+def test_reset_returns_to_position_zero():
+    floor = NoiseFloor(NoiseFloorConfig(LEVEL))
+    first = floor.process(np.zeros(500, np.int16))
+    floor.process(np.zeros(123, np.int16))
+    floor.reset()
+    assert floor.position == 0
+    assert np.array_equal(floor.process(np.zeros(500, np.int16)), first)
+
+
+def test_floor_saturates_at_int16_limits():
+    floor = NoiseFloor(NoiseFloorConfig(-20.0))  # loud, so many samples overflow
+    table = noise_table(-20.0)[:4000]
+    top = floor.process(np.full(4000, 32767, np.int16))
+    assert top[table > 0].tolist() == [32767] * int((table > 0).sum())
+    assert np.array_equal(top[table <= 0], (32767 + table[table <= 0]).astype(np.int16))
+    floor.reset()
+    bottom = floor.process(np.full(4000, -32768, np.int16))
+    assert bottom[table < 0].tolist() == [-32768] * int((table < 0).sum())
+
+
+def test_no_floor_is_bit_exact_identity(clip):
+    out = NoiseFloor().process(clip)
+    assert np.array_equal(out, clip)
+    assert np.array_equal(compute_features(clip), Frontend(DEFAULT_FRONTEND.with_noise_floor(None)).process(clip))
+
+
+@pytest.mark.parametrize("chunk", [7, 160, 1283])
+def test_frontend_with_floor_streams_equal_to_batch(clip, chunk):
+    config = DEFAULT_FRONTEND.with_noise_floor(LEVEL)
+    batch = compute_features(clip, config)
+    fe = Frontend(config)
+    parts = np.concatenate([fe.process(clip[i : i + chunk]) for i in range(0, clip.size, chunk)])
+    assert np.array_equal(parts, batch)
+    fe.reset()
+    assert np.array_equal(fe.process(clip), batch)
+    # the floor is the same as adding the table to the audio by hand
+    by_hand = np.clip(clip.astype(np.int32) + np.resize(noise_table(LEVEL), clip.size), -32768, 32767).astype(np.int16)
+    assert np.array_equal(compute_features(by_hand), batch)
+
+
+def test_floor_lifts_digital_silence_but_not_the_frontend_geometry():
+    silence = np.zeros(16000, np.int16)
+    plain = compute_features(silence)
+    floored = compute_features(silence, DEFAULT_FRONTEND.with_noise_floor(LEVEL))
+    assert plain.shape == floored.shape
+    assert plain.max() == 0 and floored.max() > 0
+
+
+def test_model_metadata_chooses_the_floor_for_pipeline_and_evaluation(tmp_path, clip):
+    (tmp_path / "plain").mkdir()
+    plain_model = StreamingModel(shipped_model_as("activate", tmp_path / "plain"))
+    assert plain_model.metadata.frontend_config == DEFAULT_FRONTEND
+    (tmp_path / "floor").mkdir()
+    path = floored_model(tmp_path / "floor", LEVEL)
+    model = StreamingModel(path)
+    assert model.metadata.frontend_config.noise_floor_dbfs == LEVEL
+    chunked = Pipeline(model, trace=True)
+    assert chunked.frontend.config.noise_floor_dbfs == LEVEL
+    for i in range(0, clip.size, 640):
+        chunked.process(clip[i : i + 640])
+    model.reset()
+    whole = Pipeline(model, trace=True)
+    whole.process(clip)
+    assert whole.trace.probabilities == chunked.trace.probabilities
+    score, _ = tflite_scorer(path)
+    _, scored = score(clip)
+    assert np.allclose(whole.trace.probabilities, scored, atol=1e-6)
+    plain_score, _ = tflite_scorer(plain_model.path)
+    _, plain = plain_score(clip)
+    assert plain.shape == scored.shape and not np.allclose(plain, scored)
+
+
+def test_two_words_with_different_floors_get_their_own_frontends(tmp_path, clip):
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = StreamingModel(shipped_model_as("activate", tmp_path / "a"))
+    b = StreamingModel(floored_model(tmp_path / "b", LEVEL, word="other"))
+    pipe = Pipeline([a, b], trace=True)
+    assert len(pipe.frontends) == 2
+    pipe.process(clip)
+    for word, model in zip(pipe.words, (a, b)):
+        alone = Pipeline(StreamingModel(model.path), trace=True)
+        alone.process(clip)
+        assert word.trace.probabilities == alone.trace.probabilities
+
+
+@pytest.mark.parametrize("value", [0, -200, "loud", True])
+def test_a_bad_floor_in_metadata_is_a_one_line_error(tmp_path, value):
+    path = floored_model(tmp_path, value)
+    with pytest.raises(ModelError) as err:
+        StreamingModel(path)
+    assert "noise_floor_dbfs" in str(err.value) and "\n" not in str(err.value)
