@@ -26,7 +26,7 @@ import numpy as np
 
 from edge.detector import Detector, DetectorConfig
 from edge.errors import ModelError, run_guarded
-from edge.features import DEFAULT_FRONTEND, MODEL_INPUT_SCALE
+from edge.features import DEFAULT_FRONTEND, MODEL_INPUT_SCALE, NOISE_FLOOR_KEY
 from edge.geometry import DEFAULT_GEOMETRY
 from edge.model import LOGIT_OUTPUT, ModelMetadata, StreamingModel, metadata_path, sha256_hex
 from edge.helpformat import HelpFormatter
@@ -154,10 +154,11 @@ def clip_seconds(frames: int) -> float:
     return ((frames - 1) * fe.step_samples + fe.window_samples) / fe.sample_rate
 
 
-def build_metadata(weights, word: str, threshold: float, smoothing: int, refractory: float, extra: dict) -> ModelMetadata:
+def build_metadata(weights, word: str, threshold: float, smoothing: int, refractory: float, extra: dict,
+                   noise_floor_dbfs: float | None = None) -> ModelMetadata:
     return ModelMetadata(
         word=word,
-        frontend=DEFAULT_FRONTEND.to_dict(),
+        frontend=DEFAULT_FRONTEND.with_noise_floor(noise_floor_dbfs).to_dict(),
         kernel_frames=weights.kernel_frames,
         stride_frames=weights.stride_frames,
         channels=weights.channels,
@@ -190,7 +191,8 @@ def convert(args: argparse.Namespace, log=None) -> dict:
 
     model = load_keras(args.model)
     weights = fold(model)
-    feats, labels, _ = load_dataset(args.data)
+    feats, labels, data_meta = load_dataset(args.data)
+    floor = data_meta.get("frontend", {}).get(NOISE_FLOOR_KEY)  # the device adds what training features had
     check_feats, check_labels, _ = load_dataset(args.check or args.data)
     check_feats, check_labels = check_feats[: args.check_clips], check_labels[: args.check_clips]
     x0 = check_feats[0].astype(np.float64) * MODEL_INPUT_SCALE
@@ -201,7 +203,7 @@ def convert(args: argparse.Namespace, log=None) -> dict:
         "source_model": portable_path(Path(args.model), Path(args.out).parent),
         "training_manifest_sha256": manifest_hash(args.data),
     }
-    meta = build_metadata(weights, args.word, args.threshold, args.smoothing, args.refractory, extra)
+    meta = build_metadata(weights, args.word, args.threshold, args.smoothing, args.refractory, extra, floor)
     print("edge-convert: converting float step model", file=log)
     float_bytes = to_tflite(weights)
     print("edge-convert: quantizing to int8 with representative data", file=log)

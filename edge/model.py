@@ -33,6 +33,7 @@ from .detector import MAX_REFRACTORY_SECONDS, MAX_SMOOTHING_STEPS
 from .errors import ModelError
 from .features import DEFAULT_FRONTEND, MODEL_INPUT_SCALE, NOISE_FLOOR_KEY, FrontendConfig
 from .native import quiet
+from .noise_floor import MAX_LEVEL_DBFS, MIN_LEVEL_DBFS
 from .tflite_check import check_tflite
 
 LOG = logging.getLogger(__name__)
@@ -62,8 +63,6 @@ MAX_GRU_UNITS = 4096
 GRU_LAYERS = 2
 MAX_WORD_CHARS = 200
 MAX_METADATA_BYTES = 1 << 20
-MIN_NOISE_FLOOR_DBFS, MAX_NOISE_FLOOR_DBFS = -120.0, -20.0
-"""The range a model's noise floor may take (a louder floor would bury speech)."""
 """A real metadata file is ~1 KB; a huge one is not read into memory."""
 DETECTOR_KEYS = ("threshold", "smoothing_steps", "refractory_seconds")
 
@@ -145,7 +144,7 @@ class ModelMetadata:
                 raise ModelError(f"{source}: {name} must be a JSON object, got {type(value).__name__}")
         floor = frontend.get(NOISE_FLOOR_KEY)
         if floor is not None:
-            _number(source, f"frontend.{NOISE_FLOOR_KEY}", floor, MIN_NOISE_FLOOR_DBFS, MAX_NOISE_FLOOR_DBFS)
+            _number(source, f"frontend.{NOISE_FLOOR_KEY}", floor, MIN_LEVEL_DBFS, MAX_LEVEL_DBFS)
         sha = data.get(SHA256_KEY)
         if sha is not None and not (isinstance(sha, str) and SHA256_PATTERN.fullmatch(sha)):
             raise ModelError(f"{source}: {SHA256_KEY} must be 64 lowercase hex digits")

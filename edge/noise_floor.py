@@ -32,6 +32,32 @@ UNIFORMS_PER_SAMPLE = 4
 UNIFORM_BITS = 8
 UNIFORM_VARIANCE = ((1 << UNIFORM_BITS) ** 2 - 1) / 12.0
 """Variance of one uniform integer in [0, 2**UNIFORM_BITS)."""
+MIN_LEVEL_DBFS, MAX_LEVEL_DBFS = -120.0, -20.0
+"""The levels a floor may take (a louder floor would bury speech)."""
+OFF = "off"
+
+
+def parse_level(text: str) -> float | None:
+    """A command-line level: a number of dBFS in range, or 'off' (None). ValueError otherwise."""
+    if text.strip().lower() == OFF:
+        return None
+    try:
+        level = float(text)
+    except ValueError:
+        level = float("nan")
+    if not MIN_LEVEL_DBFS <= level <= MAX_LEVEL_DBFS:
+        raise ValueError(f"{text}: a noise floor must be from {MIN_LEVEL_DBFS:g} to {MAX_LEVEL_DBFS:g} dBFS, or '{OFF}'")
+    return level
+
+
+def level_argument(text: str) -> float | None:
+    """``parse_level`` as an argparse ``type=`` (its message, not argparse's generic one)."""
+    import argparse
+
+    try:
+        return parse_level(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def _hash32(x: np.ndarray) -> np.ndarray:

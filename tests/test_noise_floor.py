@@ -159,3 +159,27 @@ def test_a_bad_floor_in_metadata_is_a_one_line_error(tmp_path, value):
     with pytest.raises(ModelError) as err:
         StreamingModel(path)
     assert "noise_floor_dbfs" in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_dataset_built_with_a_floor_gives_its_model_the_floor(tmp_path):
+    """edge-synth build --noise-floor-dbfs: the features are the floored frontend's, the dataset says
+    so, and edge-convert writes it into the model's metadata, so the device adds the same floor."""
+    from convert.convert import main as convert_main
+    from train.dataset import load_dataset
+    from train.synth_cli import main as synth_main
+
+    from .tiny import synth_args, tiny
+
+    t = tiny()
+    plain, floored = tmp_path / "plain", tmp_path / "floored"
+    assert synth_main(synth_args(plain, 8, 5)) == 0
+    assert synth_main([*synth_args(floored, 8, 5), "--noise-floor-dbfs", "-60"]) == 0
+    pf, pl, pmeta = load_dataset(plain)
+    ff, fl, fmeta = load_dataset(floored)
+    assert NOISE_FLOOR_KEY not in pmeta["frontend"] and fmeta["frontend"][NOISE_FLOOR_KEY] == LEVEL
+    assert np.array_equal(pl, fl) and pf.shape == ff.shape  # the same clips and labels ...
+    assert not np.array_equal(pf, ff)  # ... through another frontend
+    out = tmp_path / "floored.tflite"
+    assert convert_main(["--model", str(t.keras), "--data", str(floored), "--out", str(out), "--check-clips", "2"]) == 0
+    assert StreamingModel(out).metadata.frontend_config.noise_floor_dbfs == LEVEL
+    assert NOISE_FLOOR_KEY not in json.loads(t.tflite.with_suffix(".json").read_text())["frontend"]

@@ -364,6 +364,20 @@ def test_edge_word_trains_both_rounds_with_spec_augment_unless_told_not_to(tmp_p
     assert first[first.index("--epochs") + 1] == str(recipe.epochs) and first[first.index("--patience") + 1] == str(recipe.patience)
 
 
+def test_edge_word_builds_every_dataset_with_its_noise_floor(tmp_path):
+    from dataclasses import replace
+
+    from train.word import steps
+
+    def builds(recipe):
+        return [list(c) for s in steps(recipe) for c in s.commands if "train.synth_cli" in c and "build" in c]
+
+    recipe = _recipe("voyager", tmp_path)
+    assert len(builds(recipe)) == 3 and not any("--noise-floor-dbfs" in c for c in builds(recipe))  # ds-train, ds-val, ds-mined
+    floored = builds(replace(recipe, noise_floor_dbfs=-60.0))
+    assert len(floored) == 3 and all(c[c.index("--noise-floor-dbfs") + 1] == "-60.0" for c in floored)
+
+
 @pytest.mark.parametrize("args, message", [
     (["   "], "not a word to train"),
     (["voyager", "--shared", "/nonexistent"], "no shared data folder"),
@@ -373,6 +387,8 @@ def test_edge_word_trains_both_rounds_with_spec_augment_unless_told_not_to(tmp_p
     (["voyager", "--epochs", "0"], "--epochs must be at least 1, not 0"),
     (["voyager", "--verifier-hours", "0"], "--verifier-hours must be above 0"),
     (["voyager", "--target-fa", "nan"], "--target-fa must be above 0"),
+    (["voyager", "--noise-floor-dbfs", "-5"], "--noise-floor-dbfs -5: a noise floor must be from -120 to -20 dBFS, or 'off'"),
+    (["voyager", "--noise-floor-dbfs", "loud"], "--noise-floor-dbfs loud: a noise floor must be from"),
 ])
 def test_edge_word_bad_input_is_one_line(args, message, tmp_path):
     res = subprocess.run([sys.executable, "-m", "train.word", *args, "--out", str(tmp_path / "w")], cwd=REPO,

@@ -19,7 +19,7 @@ import json
 import os
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +27,7 @@ import numpy as np
 from edge.audio import write_wav
 from edge.errors import DataError
 from edge.features import compute_features
+from edge.geometry import DEFAULT_GEOMETRY
 
 from .assets import real_rirs
 from .augment import make_rir_bank
@@ -50,6 +51,9 @@ class BuildSpec:
     shard_size: int = 250
     workers: int = 0
     synth: SynthConfig = SynthConfig()
+    noise_floor_dbfs: float | None = None
+    """The noise floor of the frontend the features are computed with (``edge.noise_floor``); the
+    model trained on them carries it into its metadata (``edge-convert``), so the device adds the same."""
 
     @property
     def n_shards(self) -> int:
@@ -64,7 +68,9 @@ def load_synth(spec: BuildSpec) -> ExampleSynth:
     negatives = ClipPool.load("negative", list(spec.negatives), trim=True)
     backgrounds = ClipPool.load("background", list(spec.backgrounds))
     real = real_rirs() if spec.synth.real_rir_share > 0 and spec.synth.reverb_prob > 0 else ()
-    return ExampleSynth(positives, negatives, backgrounds, make_rir_bank(spec.seed), spec.synth, real_rirs=tuple(real))
+    geometry = replace(DEFAULT_GEOMETRY, frontend=DEFAULT_GEOMETRY.frontend.with_noise_floor(spec.noise_floor_dbfs))
+    return ExampleSynth(positives, negatives, backgrounds, make_rir_bank(spec.seed), spec.synth, geometry=geometry,
+                        real_rirs=tuple(real))
 
 
 def _init_worker(spec: BuildSpec) -> None:
@@ -80,7 +86,7 @@ def _build_shard(spec: BuildSpec, shard: int) -> int:
     feats, labels, records = [], [], []
     for index in range(start, stop):
         example = _WORKER.make(spec.seed, index)
-        feats.append(compute_features(example.audio))
+        feats.append(compute_features(example.audio, _WORKER.geometry.frontend))
         labels.append(example.labels)
         records.append(example.record)
     tmp = out / f".shard-{shard:05d}.tmp.npz"

@@ -14,6 +14,7 @@ import sys
 
 from edge.errors import run_guarded
 from edge.helpformat import HelpFormatter
+from edge.noise_floor import level_argument
 
 from .dataset import BuildSpec, build
 from .speakers import DEFAULT_MAX_CLIPS, DEFAULT_SEED, DEFAULT_THRESHOLD, TELEPHONE_THRESHOLD
@@ -32,6 +33,7 @@ def _build(args: argparse.Namespace) -> int:
         shard_size=args.shard_size,
         workers=args.workers,
         synth=synth,
+        noise_floor_dbfs=args.noise_floor_dbfs,
     )
     folder = build(spec)
     print(f"dataset ready: {folder} ({args.count} clips)")
@@ -65,6 +67,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--snr-max", type=float, default=20.0, help="highest speech-to-background ratio, dB")
     b.add_argument("--shard-size", type=int, default=250, help="clips per shard file")
     b.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    b.add_argument("--noise-floor-dbfs", type=level_argument, metavar="DBFS",
+                   help="add the frontend's fixed noise floor at this level (e.g. -60) before the features; the model "
+                        "trained on them records it and the device adds the same (default: none)")
     b.set_defaults(func=_build)
     t = sub.add_parser("tts", help="generate positive and hard-negative clips with offline TTS", formatter_class=HelpFormatter)
     t.add_argument("--word", required=True, help="the word to say")
@@ -94,3 +99,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+

@@ -57,6 +57,7 @@ import numpy as np
 from edge.audio import SAMPLE_RATE
 from edge.errors import DataError, run_guarded
 from edge.helpformat import HelpFormatter
+from edge.noise_floor import parse_level
 
 from .calibration import calibrate_threshold, round_up
 from .evaluate import fire_positions, tflite_scorer
@@ -115,6 +116,8 @@ class WordRecipe:
     target_fa_per_hour: float = 0.5
     refractory: float = 2.0
     seed: int = 11
+    noise_floor_dbfs: float | None = None
+    """The frontend's fixed noise floor (``edge.noise_floor``), in the training features and so in the model's metadata."""
     suite: bool = True
     extra_positives: tuple[str, ...] = field(default=())
     verifier: bool = True
@@ -188,7 +191,8 @@ def _py(module: str, *args) -> list[str]:
 def _build(recipe: WordRecipe, out: str, count: int, seed: int, extra_negatives: tuple[str, ...] = ()) -> list[str]:
     return _py("train.synth_cli", "build", "--positives", *positives(recipe),
                "--negatives", *tts_negatives(recipe), *real_negatives(recipe), *extra_negatives,
-               "--backgrounds", *backgrounds(recipe), "--out", recipe.out / out, "--count", count, "--seed", seed)
+               "--backgrounds", *backgrounds(recipe), "--out", recipe.out / out, "--count", count, "--seed", seed,
+               *(() if recipe.noise_floor_dbfs is None else ("--noise-floor-dbfs", recipe.noise_floor_dbfs)))
 
 
 def _convert(recipe: WordRecipe, model: Path, out: Path) -> list[str]:
@@ -416,6 +420,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--target-fa", type=float, default=d.target_fa_per_hour,
                    help=f"false accepts per hour the threshold is set for, on real training audio (default {d.target_fa_per_hour})")
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed of every random choice (default {d.seed})")
+    p.add_argument("--noise-floor-dbfs", default=d.noise_floor_dbfs, metavar="DBFS",
+                   help="the frontend's fixed noise floor, in training and on the device"
+                        + ("" if d.noise_floor_dbfs is None else f" (default {d.noise_floor_dbfs:g}; 'off' for none)"))
     p.add_argument("--positives", nargs="+", default=[], metavar="DIR",
                    help="your own recordings of the word to add (DIR@SHARE gives them a share of the draws)")
     p.add_argument("--no-suite", action="store_true", help="skip the real-voice benchmark at the end")
@@ -445,6 +452,16 @@ def _check_numbers(args: argparse.Namespace) -> None:
             raise DataError(f"--{name.replace('_', '-')} must be above 0, not {getattr(args, name)}")
 
 
+def _floor(value) -> float | None:
+    """--noise-floor-dbfs: a level in range or 'off'; a DataError (one line) otherwise."""
+    if value is None or isinstance(value, float):
+        return value
+    try:
+        return parse_level(value)
+    except ValueError as exc:
+        raise DataError(f"--noise-floor-dbfs {exc}") from None
+
+
 def recipe_from(args: argparse.Namespace) -> WordRecipe:
     _check_numbers(args)
     word = " ".join(args.word.split())
@@ -459,6 +476,7 @@ def recipe_from(args: argparse.Namespace) -> WordRecipe:
                         tts_positives=args.tts_positives, tts_negatives=args.tts_negatives, new_voices=args.new_voices, count=args.count, val_count=args.val_count,
                         epochs=args.epochs, patience=args.patience, spec_augment=not args.no_spec_augment,
                         tune_epochs=args.tune_epochs, members=args.members, target_fa_per_hour=args.target_fa, seed=args.seed,
+                        noise_floor_dbfs=_floor(args.noise_floor_dbfs),
                         suite=not args.no_suite, extra_positives=tuple(args.positives), verifier=not args.no_verifier,
                         verifier_examples=args.verifier_examples, verifier_hours=args.verifier_hours)
     return replace(recipe, out=recipe.out.resolve())
@@ -485,3 +503,4 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
+
