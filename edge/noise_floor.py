@@ -32,6 +32,7 @@ UNIFORMS_PER_SAMPLE = 4
 UNIFORM_BITS = 8
 UNIFORM_VARIANCE = ((1 << UNIFORM_BITS) ** 2 - 1) / 12.0
 """Variance of one uniform integer in [0, 2**UNIFORM_BITS)."""
+INT16_MIN, INT16_MAX = -32768, 32767
 MIN_LEVEL_DBFS, MAX_LEVEL_DBFS = -120.0, -20.0
 """The levels a floor may take (a louder floor would bury speech)."""
 OFF = "off"
@@ -88,6 +89,14 @@ def noise_table(level_dbfs: float) -> np.ndarray:
     return table
 
 
+@lru_cache(maxsize=8)
+def doubled_table(level_dbfs: float) -> np.ndarray:
+    """The table twice over, so that any chunk up to a period long is one slice from any position."""
+    table = np.concatenate([noise_table(level_dbfs)] * 2)
+    table.setflags(write=False)
+    return table
+
+
 @dataclass(frozen=True)
 class NoiseFloorConfig:
     """``level_dbfs``: RMS of the added noise relative to int16 full scale; None turns the stage off."""
@@ -104,7 +113,7 @@ class NoiseFloor:
 
     def __init__(self, config: NoiseFloorConfig = NoiseFloorConfig()) -> None:
         self.config = config
-        self._table = None if config.level_dbfs is None else noise_table(float(config.level_dbfs))
+        self._table = None if config.level_dbfs is None else doubled_table(float(config.level_dbfs))
         self.position = 0
 
     def reset(self) -> None:
@@ -112,11 +121,16 @@ class NoiseFloor:
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         samples = np.asarray(samples, dtype=np.int16)
-        if self._table is None or samples.size == 0:
-            self.position += samples.size
+        n = samples.size
+        if self._table is None or n == 0:
+            self.position += n
             return samples
         start = self.position % NOISE_TABLE_SAMPLES
-        index = (start + np.arange(samples.size)) % NOISE_TABLE_SAMPLES
-        self.position += samples.size
-        mixed = samples.astype(np.int32) + self._table[index]
-        return np.clip(mixed, np.iinfo(np.int16).min, np.iinfo(np.int16).max).astype(np.int16)
+        self.position += n
+        if n <= NOISE_TABLE_SAMPLES:  # one slice of the doubled table: no index arithmetic per sample
+            noise = self._table[start : start + n]
+        else:
+            noise = np.resize(self._table[start : start + NOISE_TABLE_SAMPLES], n)
+        mixed = samples + noise  # int32
+        np.clip(mixed, INT16_MIN, INT16_MAX, out=mixed)
+        return mixed.astype(np.int16)
