@@ -10,7 +10,7 @@ from edge.audio import read_audio
 from edge.errors import ModelError
 from edge.features import DEFAULT_FRONTEND, NOISE_FLOOR_KEY, Frontend, compute_features
 from edge.model import StreamingModel
-from edge.noise_floor import INT16_FULL_SCALE, NOISE_TABLE_SAMPLES, NoiseFloor, NoiseFloorConfig, noise_table, unit_noise
+from edge.noise_floor import INT16_FULL_SCALE, RECIPE_LEVEL_DBFS, NOISE_TABLE_SAMPLES, NoiseFloor, NoiseFloorConfig, noise_table, unit_noise
 from edge.pipeline import Pipeline
 from train.evaluate import tflite_scorer
 
@@ -172,8 +172,8 @@ def test_a_dataset_built_with_a_floor_gives_its_model_the_floor(tmp_path):
 
     t = tiny()
     plain, floored = tmp_path / "plain", tmp_path / "floored"
-    assert synth_main(synth_args(plain, 8, 5)) == 0
-    assert synth_main([*synth_args(floored, 8, 5), "--noise-floor-dbfs", "-60"]) == 0
+    assert synth_main([*synth_args(plain, 8, 5), "--noise-floor-dbfs", "off"]) == 0
+    assert synth_main(synth_args(floored, 8, 5)) == 0  # the recipe's floor by default
     pf, pl, pmeta = load_dataset(plain)
     ff, fl, fmeta = load_dataset(floored)
     assert NOISE_FLOOR_KEY not in pmeta["frontend"] and fmeta["frontend"][NOISE_FLOOR_KEY] == LEVEL
@@ -181,5 +181,6 @@ def test_a_dataset_built_with_a_floor_gives_its_model_the_floor(tmp_path):
     assert not np.array_equal(pf, ff)  # ... through another frontend
     out = tmp_path / "floored.tflite"
     assert convert_main(["--model", str(t.keras), "--data", str(floored), "--out", str(out), "--check-clips", "2"]) == 0
-    assert StreamingModel(out).metadata.frontend_config.noise_floor_dbfs == LEVEL
-    assert NOISE_FLOOR_KEY not in json.loads(t.tflite.with_suffix(".json").read_text())["frontend"]
+    assert StreamingModel(out).metadata.frontend_config.noise_floor_dbfs == LEVEL == RECIPE_LEVEL_DBFS
+    assert convert_main(["--model", str(t.keras), "--data", str(plain), "--out", str(tmp_path / "plain.tflite"), "--check-clips", "2"]) == 0
+    assert NOISE_FLOOR_KEY not in json.loads((tmp_path / "plain.json").read_text())["frontend"]

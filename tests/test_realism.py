@@ -13,6 +13,7 @@ import pytest
 
 from edge.audio import SAMPLE_RATE
 from edge.errors import DataError
+from edge.noise_floor import RECIPE_LEVEL_DBFS
 from train import channel, languages
 from train.sources import in_split, list_audio, wuw_split
 
@@ -373,9 +374,11 @@ def test_edge_word_builds_every_dataset_with_its_noise_floor(tmp_path):
         return [list(c) for s in steps(recipe) for c in s.commands if "train.synth_cli" in c and "build" in c]
 
     recipe = _recipe("voyager", tmp_path)
-    assert len(builds(recipe)) == 3 and not any("--noise-floor-dbfs" in c for c in builds(recipe))  # ds-train, ds-val, ds-mined
-    floored = builds(replace(recipe, noise_floor_dbfs=-60.0))
+    assert recipe.noise_floor_dbfs == RECIPE_LEVEL_DBFS == -60.0
+    floored = builds(recipe)  # ds-train, ds-val, ds-mined
     assert len(floored) == 3 and all(c[c.index("--noise-floor-dbfs") + 1] == "-60.0" for c in floored)
+    plain = builds(replace(recipe, noise_floor_dbfs=None))
+    assert len(plain) == 3 and all(c[c.index("--noise-floor-dbfs") + 1] == "off" for c in plain)
 
 
 @pytest.mark.parametrize("args, message", [
@@ -389,6 +392,7 @@ def test_edge_word_builds_every_dataset_with_its_noise_floor(tmp_path):
     (["voyager", "--target-fa", "nan"], "--target-fa must be above 0"),
     (["voyager", "--noise-floor-dbfs", "-5"], "--noise-floor-dbfs -5: a noise floor must be from -120 to -20 dBFS, or 'off'"),
     (["voyager", "--noise-floor-dbfs", "loud"], "--noise-floor-dbfs loud: a noise floor must be from"),
+    (["voyager", "--noise-floor-dbfs", "-19"], "--noise-floor-dbfs -19: a noise floor must be from"),
 ])
 def test_edge_word_bad_input_is_one_line(args, message, tmp_path):
     res = subprocess.run([sys.executable, "-m", "train.word", *args, "--out", str(tmp_path / "w")], cwd=REPO,

@@ -14,7 +14,7 @@ import sys
 
 from edge.errors import run_guarded
 from edge.helpformat import HelpFormatter
-from edge.noise_floor import level_argument
+from edge.noise_floor import RECIPE_LEVEL_DBFS, level_argument
 
 from .dataset import BuildSpec, build
 from .speakers import DEFAULT_MAX_CLIPS, DEFAULT_SEED, DEFAULT_THRESHOLD, TELEPHONE_THRESHOLD
@@ -67,9 +67,9 @@ def parser() -> argparse.ArgumentParser:
     b.add_argument("--snr-max", type=float, default=20.0, help="highest speech-to-background ratio, dB")
     b.add_argument("--shard-size", type=int, default=250, help="clips per shard file")
     b.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
-    b.add_argument("--noise-floor-dbfs", type=level_argument, metavar="DBFS",
-                   help="add the frontend's fixed noise floor at this level (e.g. -60) before the features; the model "
-                        "trained on them records it and the device adds the same (default: none)")
+    b.add_argument("--noise-floor-dbfs", type=level_argument, default=RECIPE_LEVEL_DBFS, metavar="DBFS",
+                   help="the frontend's fixed noise floor, added before the features; the model trained on them "
+                        f"records it and the device adds the same (default {RECIPE_LEVEL_DBFS:g}; 'off' for none)")
     b.set_defaults(func=_build)
     t = sub.add_parser("tts", help="generate positive and hard-negative clips with offline TTS", formatter_class=HelpFormatter)
     t.add_argument("--word", required=True, help="the word to say")

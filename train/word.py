@@ -57,7 +57,7 @@ import numpy as np
 from edge.audio import SAMPLE_RATE
 from edge.errors import DataError, run_guarded
 from edge.helpformat import HelpFormatter
-from edge.noise_floor import parse_level
+from edge.noise_floor import OFF, RECIPE_LEVEL_DBFS, parse_level
 
 from .calibration import calibrate_threshold, round_up
 from .evaluate import fire_positions, tflite_scorer
@@ -80,7 +80,7 @@ MAX_THRESHOLD = 0.999999
 THRESHOLD_DIGITS = 7
 ROUND1_CONDITIONS = "clean"
 CHILD_STOP_SECONDS = 10.0
-ABSENT_MEANS = {"new_voices": 0, "members": 1}
+ABSENT_MEANS = {"new_voices": 0, "members": 1, "noise_floor_dbfs": None}
 """What a setting added after a work folder was made meant for that folder (its recipe.json lacks the key)."""
 
 
@@ -116,7 +116,7 @@ class WordRecipe:
     target_fa_per_hour: float = 0.5
     refractory: float = 2.0
     seed: int = 11
-    noise_floor_dbfs: float | None = None
+    noise_floor_dbfs: float | None = RECIPE_LEVEL_DBFS
     """The frontend's fixed noise floor (``edge.noise_floor``), in the training features and so in the model's metadata."""
     suite: bool = True
     extra_positives: tuple[str, ...] = field(default=())
@@ -192,7 +192,7 @@ def _build(recipe: WordRecipe, out: str, count: int, seed: int, extra_negatives:
     return _py("train.synth_cli", "build", "--positives", *positives(recipe),
                "--negatives", *tts_negatives(recipe), *real_negatives(recipe), *extra_negatives,
                "--backgrounds", *backgrounds(recipe), "--out", recipe.out / out, "--count", count, "--seed", seed,
-               *(() if recipe.noise_floor_dbfs is None else ("--noise-floor-dbfs", recipe.noise_floor_dbfs)))
+               "--noise-floor-dbfs", OFF if recipe.noise_floor_dbfs is None else recipe.noise_floor_dbfs)
 
 
 def _convert(recipe: WordRecipe, model: Path, out: Path) -> list[str]:
