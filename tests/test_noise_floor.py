@@ -184,3 +184,32 @@ def test_a_dataset_built_with_a_floor_gives_its_model_the_floor(tmp_path):
     assert StreamingModel(out).metadata.frontend_config.noise_floor_dbfs == LEVEL == RECIPE_LEVEL_DBFS
     assert convert_main(["--model", str(t.keras), "--data", str(plain), "--out", str(tmp_path / "plain.tflite"), "--check-clips", "2"]) == 0
     assert NOISE_FLOOR_KEY not in json.loads((tmp_path / "plain.json").read_text())["frontend"]
+
+
+def test_training_refuses_datasets_of_other_floors_and_records_its_own(tmp_path, capsys):
+    """edge-train takes the floor from its datasets, says it in train_config.json (edge-eval's Keras path
+    reads it there), and refuses to mix a floored and an unfloored dataset."""
+    from train.evaluate import keras_scorer
+    from train.synth_cli import main as synth_main
+    from train.train import main as train_main
+
+    from .tiny import TINY_UNITS, synth_args, tiny
+
+    t = tiny()
+    plain = tmp_path / "plain"
+    assert synth_main([*synth_args(plain, 4, 6), "--noise-floor-dbfs", "off"]) == 0
+    args = ["--epochs", "1", "--filters", TINY_UNITS, "--units", TINY_UNITS, "--batch-size", "4"]
+    capsys.readouterr()  # the builds' progress lines
+    assert train_main(["--data", str(t.train_data), "--val", str(plain), "--out", str(tmp_path / "mixed"), *args]) != 0
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "another frontend than the training data (no noise floor against noise floor -60 dBFS)" in err[0]
+    record = json.loads((t.run / "train_config.json").read_text())
+    assert record["frontend"][NOISE_FLOOR_KEY] == RECIPE_LEVEL_DBFS
+    score, _ = keras_scorer(t.keras)
+    audio = read_audio(DEV / "coursera__1.wav")
+    _, p = score(audio)
+    (tmp_path / "alone").mkdir()
+    alone = tmp_path / "alone" / "model.keras"
+    alone.write_bytes(t.keras.read_bytes())  # no train_config.json beside it: no floor
+    _, q = keras_scorer(alone)[0](audio)
+    assert p.shape == q.shape and not np.allclose(p, q)

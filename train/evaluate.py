@@ -153,13 +153,18 @@ def tflite_scorer(path: Path):
 
 
 def keras_scorer(path: Path):
+    """The float sequence model on frames of the frontend it was trained with: the noise floor of its
+    run's ``train_config.json`` (edge-train writes it beside ``model.keras``); none without one."""
     from convert.convert import load_keras
-    from edge.features import compute_features, to_model_input
+    from edge.features import DEFAULT_FRONTEND, NOISE_FLOOR_KEY, compute_features, to_model_input
 
     model = load_keras(path)
+    record = Path(path).parent / "train_config.json"
+    trained = json.loads(record.read_text()).get("frontend", {}) if record.is_file() else {}
+    frontend = DEFAULT_FRONTEND.with_noise_floor(trained.get(NOISE_FLOOR_KEY))
 
     def score(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        x = to_model_input(compute_features(audio))[None]
+        x = to_model_input(compute_features(audio, frontend))[None]
         p = model.predict(x, verbose=0)[0, :, 0]
         return _step_samples(p.size), p
 

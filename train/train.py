@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from edge.errors import DataError, run_guarded
-from edge.features import MODEL_INPUT_SCALE
+from edge.features import MODEL_INPUT_SCALE, NOISE_FLOOR_KEY
 from edge.geometry import DEFAULT_GEOMETRY
 from edge.helpformat import HelpFormatter
 
@@ -155,8 +155,11 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
 
     out_dir = Path(out)
     out_dir.mkdir(parents=True, exist_ok=True)
-    feats, labels = _load_all(data)
-    vfeats, vlabels = _load_all(val)
+    feats, labels, frontend = _load_all(data)
+    vfeats, vlabels, vfrontend = _load_all(val)
+    if vfrontend != frontend:
+        raise DataError(f"the validation data was made with another frontend than the training data ({_floor_of(vfrontend)} "
+                        f"against {_floor_of(frontend)}): build both with the same --noise-floor-dbfs")
     keras.utils.set_random_seed(config.seed)
     state_path = out_dir / STATE_FILE
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
@@ -183,6 +186,7 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
         "train": asdict(config),
         "data": data,
         "val": val,
+        "frontend": frontend,
         "data_manifest_sha256": [manifest_hash(d) for d in data],
         "train_clips": int(len(feats)),
         "val_clips": int(len(vfeats)),
@@ -258,14 +262,24 @@ def _log_epoch(out_dir: Path, state: dict, log) -> None:
         pass
 
 
-def _load_all(folders: list[str]) -> tuple[np.ndarray, np.ndarray]:
+def _load_all(folders: list[str]) -> tuple[np.ndarray, np.ndarray, dict]:
+    """Features and labels of all folders, and the frontend (dict) they were all made with."""
     if not folders:
         raise DataError("no dataset folders given")
     parts = [load_dataset(f) for f in folders]
     shapes = {p[0].shape[1:] for p in parts}
     if len(shapes) != 1:
         raise DataError(f"datasets have different clip shapes: {sorted(shapes)}")
-    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts])
+    frontends = [p[2].get("frontend", {}) for p in parts]
+    if any(f != frontends[0] for f in frontends):
+        floors = ", ".join(f"{folder}: {_floor_of(f)}" for folder, f in zip(folders, frontends))
+        raise DataError(f"datasets made with other frontends ({floors}): build them all with the same --noise-floor-dbfs")
+    return np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), frontends[0]
+
+
+def _floor_of(frontend: dict) -> str:
+    level = frontend.get(NOISE_FLOOR_KEY)
+    return "no noise floor" if level is None else f"noise floor {level:g} dBFS"
 
 
 def _decay(text: str) -> float:
