@@ -305,7 +305,8 @@ def run(args: argparse.Namespace) -> int:
                 from .plot import plot_trace
 
                 with writing(args.plot, "--plot"):
-                    plot_trace(args.plot, audio, pipeline.trace, handler.detections, det_config.threshold, model.name)
+                    plot_trace(args.plot, audio, pipeline.trace, handler.detections, det_config.threshold, model.name,
+                               pipeline.frontend.config)
                 LOG.info("wrote %s", args.plot)
     return _file_status(args, dispatcher)
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import EdgeError
-from .features import compute_features
+from .features import DEFAULT_FRONTEND, FrontendConfig, compute_features
 
 
-def plot_trace(path, audio: np.ndarray, trace, detections, threshold: float, title: str) -> None:
+def plot_trace(path, audio: np.ndarray, trace, detections, threshold: float, title: str,
+               frontend: FrontendConfig = DEFAULT_FRONTEND) -> None:
+    """The spectrogram as the model sees it (``frontend``: the model's, noise floor included)."""
     try:
         import matplotlib
 
@@ -19,7 +21,7 @@ def plot_trace(path, audio: np.ndarray, trace, detections, threshold: float, tit
     from .audio import SAMPLE_RATE
 
     seconds = audio.size / SAMPLE_RATE
-    feats = compute_features(audio)
+    feats = compute_features(audio, frontend)
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(10, 5), sharex=True)
     top.imshow(feats.T, aspect="auto", origin="lower", extent=(0, seconds, 0, feats.shape[1]))
     top.set_ylabel("mel channel")

@@ -23,7 +23,7 @@ def plot_examples(path: Path, examples, geometry) -> None:
     plt = _pyplot()
     fig, axes = plt.subplots(2, len(examples), figsize=(4 * len(examples), 5), squeeze=False, sharex="col")
     for col, ex in enumerate(examples):
-        feats = compute_features(ex.audio)
+        feats = compute_features(ex.audio, geometry.frontend)
         seconds = ex.audio.size / geometry.frontend.sample_rate
         axes[0, col].imshow(feats.T, aspect="auto", origin="lower", extent=(0, seconds, 0, feats.shape[1]))
         axes[0, col].set_title(f"example {col}")
