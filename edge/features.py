@@ -67,8 +67,8 @@ class FrontendConfig:
         return out
 
     def with_noise_floor(self, level_dbfs: float | None) -> "FrontendConfig":
+        """The same frontend with another noise floor (None: none)."""
         return replace(self, noise_floor_dbfs=None if level_dbfs is None else float(level_dbfs))
-
 
 
 DEFAULT_FRONTEND = FrontendConfig()
