@@ -196,6 +196,26 @@ def test_edge_word_trains_on_training_halves_only_and_never_on_its_word(tmp_path
     assert positives(replace(recipe, new_voices=4)) == [str(tmp_path / "tts" / "positives"), str(tmp_path / "tts" / "new_voices")]
 
 
+def test_the_suites_noise_is_never_a_training_background(tmp_path):
+    from edge.audio import read_audio
+    from train.sources import ClipPool
+    from train.suite import SuitePaths, suite_noise
+    from train.word import _verifier, backgrounds
+
+    recipe = _recipe("voyager", tmp_path)
+    noise = [s for s in backgrounds(recipe) if "/noise" in s]
+    assert noise == [f"{DATA / 'noise'}:train"]
+    verifier = _verifier(recipe, tmp_path / "voyager.tflite")
+    assert verifier[verifier.index("--noise") + 1] == f"{DATA / 'noise'}:train"
+    trained = {Path(name).name for name in ClipPool.load("noise", noise).paths}
+    files = list_audio(DATA / "noise")
+    scored = [p for p in files if in_split(p, "eval")]
+    assert trained and scored and not trained & {p.name for p in scored}
+    assert len(trained) + len(scored) == len(files)  # every recording on exactly one side
+    heard = suite_noise(SuitePaths(shared=DATA.parent, debian=None))
+    assert sum(a.size for a in heard) == sum(read_audio(p).size for p in scored)
+
+
 def test_a_source_can_leave_out_the_takes_that_say_a_word(tmp_path):
     from train.sources import ClipPool, parse_without, saying
 

@@ -324,7 +324,7 @@ def default_held_out(model: Path) -> list[str]:
 def _command(args: argparse.Namespace) -> int:
     from edge.model import default_model_path
 
-    from .suite import default_paths
+    from .suite import default_paths, noise_spec
 
     quiet_tensorflow()
     model = (args.model or default_model_path()).resolve()
@@ -335,9 +335,10 @@ def _command(args: argparse.Namespace) -> int:
     takes = load_takes(args.wav) if args.wav else record_takes(args.record, args.device)
     if len(takes) < MIN_TAKES:
         raise DataError("no takes given")
-    data = default_paths().shared / "data"
+    shared = default_paths().shared
+    data = shared / "data"
     negatives = args.negatives or [f"{data / 'speech' / 'ljspeech'}:fit", f"{data / 'speech' / 'asterisk_prompts'}:fit"]
-    noise = [str(data / "noise")] if (data / "noise").is_dir() else []
+    noise = [noise_spec(shared)] if (data / "noise").is_dir() else []
     held_out = default_held_out(model) if args.held_out is None else args.held_out
     enroll(EnrollConfig(model=model, out=args.out.resolve(), takes=tuple(takes), negatives=tuple(negatives), noise=tuple(noise),
                         copies=args.copies, negative_hours=args.negative_hours, epochs=args.epochs, held_out=tuple(held_out),

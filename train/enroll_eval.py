@@ -34,7 +34,7 @@ from .enroll import CandidateWindows, Candidates, EnrollConfig, adapt_head, defa
 from .evaluate import REFRACTORY_SECONDS, count_events, fire_positions
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, read_labels, trim_silence
-from .suite import AFTER_SECONDS, CONTEXT_SECONDS, SuitePaths, default_paths, negative_sets, wuw_span
+from .suite import AFTER_SECONDS, CONTEXT_SECONDS, SuitePaths, default_paths, negative_sets, noise_spec, wuw_span
 from .verifier import Augmenter, convert_head, negative_stream
 
 COPIES = 20
@@ -101,7 +101,7 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
     data = paths.shared / "data"
     negatives = (f"{data / 'speech' / 'ljspeech'}:fit", f"{data / 'speech' / 'asterisk_prompts'}:fit")
     stream = negative_stream(negatives, NEGATIVE_HOURS, rng)
-    augment = Augmenter(ClipPool.load("noise", [str(data / "noise")]).clips, SEED)
+    augment = Augmenter(ClipPool.load("noise", [noise_spec(paths.shared)]).clips, SEED)
     config = EnrollConfig(model=model, out=out, takes=(), negatives=negatives, negative_hours=NEGATIVE_HOURS)
     neg = negative_windows(config, scorer.config, scorer.emb, augment, rng, stream)
     # the suite's negatives (clean): candidate windows once, scored by every head

@@ -21,7 +21,9 @@ Every other negative folder, the Debian speech and music included, is scored on 
 ``:eval`` half (``train.sources.in_split``, by file name); recipes train on ``:train``.
 The 14 shared "activate" recordings are split by speaker: ``ite5th__*`` and
 ``coursera__3*`` / ``coursera__4*`` are scored, recipes may train on ``coursera__[12]*``;
-the labelled dev clips (training speakers) are reported as their own set.
+the labelled dev clips (training speakers) are reported as their own set. The noisy
+condition mixes in the ``eval`` half of ``shared/data/noise`` (``suite_noise``); recipes train
+and augment with its ``train`` half (``noise_spec``).
 """
 
 from __future__ import annotations
@@ -39,7 +41,7 @@ import numpy as np
 from edge.audio import SAMPLE_RATE, read_audio
 from edge.errors import AudioFormatError, DataError
 from edge.progress import Progress
-from train.sources import read_labels, says, wuw_split
+from train.sources import in_split, read_labels, says, wuw_split
 
 from .evaluate import (FA_TARGETS, HIT_AFTER_END_SECONDS, REFRACTORY_SECONDS, SECONDS_PER_HOUR, THRESHOLDS, count_events,
                        fire_positions)
@@ -55,6 +57,10 @@ CONDITIONS = ("clean", "noise-10db", "reverb")
 NOISE_SNR_DB = 10.0
 RIR_SEED = 90210
 """Simulated rooms for the reverberant condition; training banks use the dataset's seed."""
+NOISE_EVAL_SPLIT, NOISE_TRAIN_SPLIT = "eval", "train"
+"""The noisy condition mixes in the ``eval`` half of ``shared/data/noise`` (by file-name hash, ``train.sources.in_split``);
+recipes train and augment with the ``train`` half only (``noise_spec``), so no noise recording is both heard in
+training and scored."""
 MIN_NEGATIVE_HOURS = 6.0
 STAGE1, CASCADE, STAGE2 = "stage 1", "cascade", "stage 2 continuous"
 STAGE2_CONDITIONS = ("clean",)
@@ -117,6 +123,16 @@ def _files(folder: Path, pattern: str | None = None) -> list[Path]:
     if not folder.is_dir():
         raise DataError(f"{folder}: no such folder (for the Debian audio run: bash scripts/fetch_eval_audio.sh)")
     return list_audio(folder / pattern if pattern else folder)
+
+
+def noise_spec(shared: Path, split: str = NOISE_TRAIN_SPLIT) -> str:
+    """``shared/data/noise`` as a source spec of one half: ``train`` for recipes, ``eval`` for the suite."""
+    return f"{shared / 'data' / 'noise'}:{split}"
+
+
+def suite_noise(paths: SuitePaths) -> list[np.ndarray]:
+    """The noise recordings the noisy condition mixes in: the ``eval`` half, never trained on."""
+    return [read_audio(p) for p in _files(paths.shared / "data" / "noise") if in_split(p, NOISE_EVAL_SPLIT)]
 
 
 def wuw_word_said(info: dict) -> bool:
@@ -477,8 +493,7 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
     if neg_hours < config.require_hours:
         raise DataError(f"only {neg_hours:.2f} h of negative audio (the suite needs {config.require_hours:g} h); "
                         "run bash scripts/fetch_eval_audio.sh")
-    noise = [read_audio(p) for p in _files(paths.shared / "data" / "noise")]
-    conditions = Conditions(noise)
+    conditions = Conditions(suite_noise(paths))
     context = np.concatenate([c.audio for s, clips in loaded if s.name.startswith("LJ") for c in clips] or [np.zeros(0, np.int16)])
     result = SuiteResult(str(config.model), word)
     variants: dict[str, dict] = {}

@@ -63,7 +63,7 @@ from .calibration import calibrate_threshold, round_up
 from .evaluate import fire_positions, tflite_scorer
 from .quiet_tf import TF_LOG_LEVEL
 from .sources import ClipPool, in_split, list_audio
-from .suite import ACTIVATE_TRAIN_PATTERN, GAP_SECONDS, LANGUAGE_SETS, MUSIC_SETS, WUW_KEYWORDS, default_paths, known_words
+from .suite import ACTIVATE_TRAIN_PATTERN, GAP_SECONDS, LANGUAGE_SETS, MUSIC_SETS, WUW_KEYWORDS, default_paths, known_words, noise_spec
 from .tts_cli import NEW_VOICES_DIR
 
 STEPS_DIR = "steps"
@@ -164,7 +164,7 @@ def calibration_negatives(recipe: WordRecipe) -> list[str]:
 
 def backgrounds(recipe: WordRecipe) -> list[str]:
     data = recipe.shared / "data"
-    specs = [str(data / "activate" / "backgrounds"), str(data / "noise"), f"{data / 'speech' / 'ljspeech'}:fit"]
+    specs = [str(data / "activate" / "backgrounds"), noise_spec(recipe.shared), f"{data / 'speech' / 'ljspeech'}:fit"]
     if recipe.debian is not None:
         specs += music(recipe, "fit") + [f"{recipe.debian / rel}:fit" for _, _, rel in LANGUAGE_SETS[::2]]
     return specs
@@ -283,7 +283,7 @@ def _verifier(recipe: WordRecipe, model: Path) -> list[str]:
     data = recipe.shared / "data"
     return _py("train.verifier", "--model", model, "--out", recipe.out / "verifier", "--positives", *positives(recipe),
                "--hard-negatives", *tts_negatives(recipe), "--negatives", *real_negatives(recipe),
-               "--calibration", *calibration_negatives(recipe), "--noise", data / "noise", data / "activate" / "backgrounds",
+               "--calibration", *calibration_negatives(recipe), "--noise", noise_spec(recipe.shared), data / "activate" / "backgrounds",
                "--positive-examples", recipe.verifier_examples, "--hard-examples", max(recipe.verifier_examples * 3 // 5, 1),
                "--negative-hours", recipe.verifier_hours, "--target-fa", recipe.target_fa_per_hour, "--seed", recipe.seed)
 
