@@ -48,6 +48,20 @@ def test_analyse_counts_hits_false_accepts_and_languages_exactly():
     assert a["det"]["pos"][0] == (2.0, 0.0)  # lowest threshold: both words, every firing
 
 
+def test_candidate_recall_counts_every_word_a_candidate_reached_even_right_after_another():
+    far = 10 * SAMPLE_RATE // STEP
+    cascade = np.zeros(3 * far, np.float32)
+    cascade[5] = 0.01  # a candidate in the context, 0.13 s before word 1: inside a firing's 2 s refractory period
+    cascade[13] = 0.02  # word 1's own candidate
+    cascade[2 * far + 50] = 0.3  # 1.6 s after word 3 ends: too late for its 1 s hit window
+    words = [(9 * STEP, 10 * STEP), ((far + 9) * STEP, (far + 10) * STEP), ((2 * far + 9) * STEP, (2 * far + 10) * STEP)]
+    scored = [_set("pos", "positive", cascade, words), _set("speech", "negative", np.zeros(far, np.float32))]
+    assert suite.candidate_recall(scored) == {"pos": pytest.approx(1 / 3)}
+    cascade[far + 12] = 1e-6  # any candidate at all counts, however low its score
+    assert suite.candidate_recall(scored) == {"pos": pytest.approx(2 / 3)}
+    assert suite.candidate_recall([_set("none", "positive", cascade, [])]) == {"none": None}
+
+
 def test_wuw_split_is_fixed_by_session_and_about_half():
     sessions = [f"{i:05d}" for i in range(317)]
     first = [suite.wuw_split(s) for s in sessions]

@@ -575,10 +575,18 @@ def _variant_tracks(score, verifier: VerifierScorers | None, audio: np.ndarray, 
 
 
 def candidate_recall(scored: list[ScoredSet]) -> dict:
-    """Per positive set, the share of words where the verifier ran at all (stage 1 opened a
-    candidate in time): the most the cascade can hit."""
-    row = analyse_rows(scored, [np.nextafter(0.0, 1.0)])[0]
-    return {name: float(h.mean()) if h.size else None for name, h in row["hits"].items()}
+    """Per positive set, the share of words where the verifier ran at all (a nonzero cascade
+    score inside the word's hit window): the most the cascade can hit. No refractory period
+    here: a candidate in the context before a word must not hide the word's own candidate."""
+    hit_after = int(HIT_AFTER_END_SECONDS * SAMPLE_RATE)
+    recall = {}
+    for s in scored:
+        if s.kind != "positive":
+            continue
+        opened = s.steps[s.probs > 0.0]
+        hit = [bool(np.any((opened >= start) & (opened <= end + hit_after))) for start, end in s.words]
+        recall[s.name] = float(np.mean(hit)) if hit else None
+    return recall
 
 
 def _at_threshold(scored: list[ScoredSet], threshold: float) -> dict:
