@@ -518,7 +518,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--negatives", nargs="+", metavar="DIR", help="real negative training audio (default: edge-word's :fit audio)")
     p.add_argument("--hard-negatives", nargs="*", default=[], metavar="DIR", help="similar words, other languages (TTS)")
     p.add_argument("--calibration", nargs="*", metavar="DIR", help="held-out real audio for the threshold (default: edge-word's :holdout audio)")
-    p.add_argument("--noise", nargs="*", metavar="DIR", help="noise recordings (default: the shared noise folders)")
+    p.add_argument("--noise", nargs="*", metavar="DIR", help="noise recordings (default: the training half of the shared noise folders, DIR:train, and the activate backgrounds; the suite scores with the other half)")
     p.add_argument("--positive-examples", type=int, default=d.positive_examples, help=f"words in context (default {d.positive_examples})")
     p.add_argument("--hard-examples", type=int, default=d.hard_examples, help=f"hard negatives in context (default {d.hard_examples})")
     p.add_argument("--negative-hours", type=float, default=d.negative_hours, help=f"hours of real negative audio (default {d.negative_hours:g})")
