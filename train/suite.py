@@ -125,9 +125,9 @@ def _files(folder: Path, pattern: str | None = None) -> list[Path]:
     return list_audio(folder / pattern if pattern else folder)
 
 
-def noise_spec(shared: Path, split: str = NOISE_TRAIN_SPLIT) -> str:
-    """``shared/data/noise`` as a source spec of one half: ``train`` for recipes, ``eval`` for the suite."""
-    return f"{shared / 'data' / 'noise'}:{split}"
+def noise_spec(shared: Path) -> str:
+    """``shared/data/noise`` as the source spec recipes train and augment with: its ``train`` half."""
+    return f"{shared / 'data' / 'noise'}:{NOISE_TRAIN_SPLIT}"
 
 
 def suite_noise(paths: SuitePaths) -> list[np.ndarray]:
@@ -578,14 +578,11 @@ def candidate_recall(scored: list[ScoredSet]) -> dict:
     """Per positive set, the share of words where the verifier ran at all (a nonzero cascade
     score inside the word's hit window): the most the cascade can hit. No refractory period
     here: a candidate in the context before a word must not hide the word's own candidate."""
-    hit_after = int(HIT_AFTER_END_SECONDS * SAMPLE_RATE)
     recall = {}
     for s in scored:
-        if s.kind != "positive":
-            continue
-        opened = s.steps[s.probs > 0.0]
-        hit = [bool(np.any((opened >= start) & (opened <= end + hit_after))) for start, end in s.words]
-        recall[s.name] = float(np.mean(hit)) if hit else None
+        if s.kind == "positive":
+            hit = count_events(s.steps[s.probs > 0.0], s.words).hit_words  # every open step counts, none is held back
+            recall[s.name] = float(np.mean(hit)) if hit else None
     return recall
 
 
