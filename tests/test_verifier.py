@@ -430,22 +430,57 @@ def test_enroll_guard_raises_the_threshold_until_the_adapted_head_fires_no_more(
     assert guard["firings_original"] == 0 and guard["firings_adapted"] == 2 and guard["firings_adapted_guarded"] == 0
 
 
-def test_enroll_rebuilds_the_float_head_from_the_int8_one(toy):
-    """The dequantized int8 weights are the trained Keras weights to within one quantization step."""
+def test_enroll_starts_from_the_trained_float_head(toy):
+    """Today's heads (layer-normalised) keep their float weights beside the model, named and hashed in the metadata:
+    edge-enroll's head gives the trained Keras head's logits exactly."""
     import keras
 
-    from train.enroll import head_weights
+    from train.enroll import float_head
+    from train.verifier import HEAD_SHAPE
 
     model, _ = toy
     block = json.loads(model.with_suffix(".json").read_text())["verifier"]
-    layers = head_weights(model.parent / block["head"])
+    assert block["head_shape"] == {"hidden": list(HEAD_SHAPE.hidden), "layer_norm": True}
+    assert block["head_weights"] == "toy-verifier.weights.h5"
+    windows = np.random.default_rng(3).normal(0, 1, (20, WINDOW, EMBEDDING_DIM)).astype(np.float32)
+    trained = keras.models.load_model(model.parent / "work" / "head.keras").predict(windows, verbose=0)
+    np.testing.assert_allclose(float_head(model, block, WINDOW).predict(windows, verbose=0), trained, rtol=1e-5, atol=1e-5)
+    damaged = model.parent / "damaged-verifier.weights.h5"
+    damaged.write_bytes((model.parent / block["head_weights"]).read_bytes()[:-8])
+    with pytest.raises(ModelError, match="sha256"):
+        float_head(model, dict(block, head_weights=damaged.name), WINDOW)
+    with pytest.raises(ModelError, match="weights file"):
+        float_head(model, {k: v for k, v in block.items() if k != "head_weights"}, WINDOW)
+
+
+def test_enroll_rebuilds_a_legacy_float_head_from_the_int8_one(tmp_path):
+    """Heads from before the weights file (the shipped activate's: Dense layers only) are dequantized from
+    the int8 head: the trained Keras weights to within one quantization step."""
+    import keras
+
+    from train import verifier as tv
+    from train.enroll import float_head, head_weights
+
+    keras.utils.set_random_seed(2)
+    path = tmp_path / "head.keras"
+    rng = np.random.default_rng(0)
+    head = tv.make_head(WINDOW, tv.LEGACY_HEAD)
+    for layer in head.layers:  # biases as a trained head has them (the converter drops all-zero ones)
+        if isinstance(layer, keras.layers.Dense):
+            layer.set_weights([layer.get_weights()[0], rng.normal(0, 0.1, layer.get_weights()[1].shape)])
+    head.save(path)
+    examples = {k: rng.normal(0, 1, (300, WINDOW, EMBEDDING_DIM)).astype(np.float32) for k in ("positives", "dense", "mined")}
+    tv.convert_head(path, examples, tmp_path / "old-verifier.tflite")
+    layers = head_weights(tmp_path / "old-verifier.tflite")
     assert [k.shape for k, _ in layers] == [(WINDOW * EMBEDDING_DIM, 128), (128, 64), (64, 1)]
-    trained = [layer.get_weights() for layer in keras.models.load_model(model.parent / "work" / "head.keras").layers
-               if isinstance(layer, keras.layers.Dense)]
+    trained = [layer.get_weights() for layer in keras.models.load_model(path).layers if isinstance(layer, keras.layers.Dense)]
     for (kernel, bias), (want_kernel, want_bias) in zip(layers, trained):
         step = np.abs(want_kernel).max(axis=0) / 127.0  # per output channel
         assert np.all(np.abs(kernel - want_kernel) <= step * 0.51 + 1e-7)
         assert np.allclose(bias, want_bias, atol=1e-3 * max(1.0, float(np.abs(want_bias).max())))
+    legacy_block = {"head": "old-verifier.tflite"}  # no head_shape: a block from before 2026-12-06
+    rebuilt = float_head(tmp_path / "old.tflite", legacy_block, WINDOW)
+    assert [w.shape for w in rebuilt.get_weights()] == [w.shape for layer in trained for w in layer]
 
 
 def test_enroll_bad_input_is_one_line(toy, tmp_path):
@@ -536,7 +571,7 @@ def test_a_head_int8_cannot_hold_falls_back_to_int8_weights_then_float(tmp_path,
     monkeypatch.setattr(tv, "PARITY_MAX_RELATIVE_ERROR", (share(weights_only) + share(full)) / 2)
     fallback = tv.convert_head(path, examples, tmp_path / "c.tflite")
     assert fallback["quantization"] == "int8 weights" and fallback["p99_logit_error"] == weights_only["p99_logit_error"]
-    assert (tmp_path / "c.tflite").stat().st_size < 0.5 * 4 * (WINDOW * EMBEDDING_DIM * 128)  # weights stay 8 bits
+    assert (tmp_path / "c.tflite").stat().st_size < 0.5 * 4 * (WINDOW * EMBEDDING_DIM * tv.HEAD_SHAPE.hidden[0])  # weights stay 8 bits
     (tmp_path / "e.tflite").write_bytes(tv._tflite_head(keras.models.load_model(path), WINDOW, None, quantized=False))
     exact = tv.head_parity(want, VerifierHead(tmp_path / "e.tflite", window=WINDOW), np.concatenate([examples["positives"], examples["mined"]]))
     assert share(exact) < share(weights_only) and exact["max_logit_error"] < 1e-3  # float: Keras's own logits

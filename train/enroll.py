@@ -41,7 +41,7 @@ from .calibration import counted_threshold, round_up
 from .evaluate import REFRACTORY_SECONDS, fire_positions, tflite_scorer
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, trim_silence
-from .verifier import (BATCH_SIZE, MAX_THRESHOLD, THRESHOLD_DIGITS, Augmenter, augmented_blocks, convert_head, make_head, negative_stream,
+from .verifier import (BATCH_SIZE, MAX_THRESHOLD, THRESHOLD_DIGITS, HEAD_WEIGHTS_SUFFIX, Augmenter, HeadShape, augmented_blocks, convert_head, make_head, negative_stream,
                        words_in_context)
 from .verifier import negative_windows as verifier_negative_windows
 
@@ -212,18 +212,40 @@ def negative_windows(config: EnrollConfig, vcfg, emb: SpeechEmbedding, augment: 
     return np.concatenate(verifier_negative_windows(score, parts, emb, vcfg, DENSE_STRIDE_CHUNKS, "negatives"))
 
 
-def adapt_head(head_path: Path, window: int, pos: np.ndarray, neg: np.ndarray, epochs: int, seed: int):
-    """A float copy of the int8 head, fine-tuned on the takes (``pos``) against ``neg``."""
+def float_head(model_path: Path, block: dict, window: int):
+    """The float Keras head of a model's ``verifier`` block: loaded from its weights file
+    (``head_weights``, heads since 2026-12-06), else dequantized from the int8 head (older
+    heads have no weights file; their layers are Dense only)."""
     import keras
 
-    keras.utils.set_random_seed(seed)
-    model = make_head(window)
+    shape = HeadShape.of_block(block)
+    model = make_head(window, shape)
+    if block.get("head_weights"):
+        path = model_path.parent / str(block["head_weights"])
+        if not path.is_file():
+            raise ModelError(f"{path}: the verifier head's weights file is missing (the model's metadata names it)")
+        if hashlib.sha256(path.read_bytes()).hexdigest() != block.get("head_weights_sha256"):
+            raise ModelError(f"{path}: does not match the sha256 in the model's metadata (replaced or damaged file)")
+        model.load_weights(path)
+        return model
+    head_path = model_path.parent / str(block["head"])
+    if shape.layer_norm:
+        raise ModelError(f"{head_path}: this head normalises its layers; edge-enroll needs its weights file, which the metadata does not name")
     dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
     weights = head_weights(head_path)
     if [w[0].shape for w in weights] != [tuple(layer.kernel.shape) for layer in dense]:
-        raise ModelError(f"{head_path}: its layers {[w[0].shape for w in weights]} do not fit this version's head")
+        raise ModelError(f"{head_path}: its layers {[w[0].shape for w in weights]} do not fit the head its metadata describes")
     for layer, (kernel, bias) in zip(dense, weights):
         layer.set_weights([kernel, bias])
+    return model
+
+
+def adapt_head(model_path: Path, block: dict, window: int, pos: np.ndarray, neg: np.ndarray, epochs: int, seed: int):
+    """The model's float head (:func:`float_head`), fine-tuned on the takes (``pos``) against ``neg``."""
+    import keras
+
+    keras.utils.set_random_seed(seed)
+    model = float_head(model_path, block, window)
     x = np.concatenate([pos, neg])
     y = np.concatenate([np.ones(len(pos)), np.zeros(len(neg))]).astype(np.float32)
     w = np.where(y > 0, POSITIVE_WEIGHT * len(neg) / max(len(pos), 1), 1.0).astype(np.float32)
@@ -267,7 +289,7 @@ def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
     augment = Augmenter(noise, config.seed)
     pos = take_windows(list(config.takes), config.copies, stream, vcfg, emb, augment, rng)
     neg = negative_windows(config, vcfg, emb, augment, rng, stream)
-    model = adapt_head(spec.head, vcfg.window, pos, neg, config.epochs, config.seed)
+    model = adapt_head(config.model, meta["verifier"], vcfg.window, pos, neg, config.epochs, config.seed)
     config.out.mkdir(parents=True, exist_ok=True)
     work = config.out / "work"
     work.mkdir(exist_ok=True)
@@ -277,7 +299,11 @@ def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
     adapted = VerifierHead(head_out, window=vcfg.window, score_scale=vcfg.score_scale)
     guard = held_out_guard(config, spec, adapted, emb, rng, log)
     shutil.copy(config.model, config.out / config.model.name)
-    block = dict(meta["verifier"], head=head_out.name, head_sha256=hashlib.sha256(head_out.read_bytes()).hexdigest())
+    weights_out = config.out / f"{config.model.stem}{HEAD_WEIGHTS_SUFFIX}"
+    model.save_weights(weights_out)
+    block = dict(meta["verifier"], head=head_out.name, head_sha256=hashlib.sha256(head_out.read_bytes()).hexdigest(),
+                 head_weights=weights_out.name, head_weights_sha256=hashlib.sha256(weights_out.read_bytes()).hexdigest(),
+                 head_shape=HeadShape.of_block(meta["verifier"]).to_dict())
     block["enrollment"] = {"takes": len(config.takes), "copies_per_take": config.copies, "negative_hours": round(stream.size / SAMPLE_RATE / 3600, 3),
                            "adapted_from": f"{config.model.name} ({meta['verifier']['head_sha256'][:12]})", "parity": parity,
                            "threshold_guard": guard}

@@ -135,7 +135,7 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
         candidates = scorer.of(audio)
         before = detected(scorer.head, scorer.config, threshold, candidates, where)
         pos = take_windows(takes, COPIES, stream, scorer.config, scorer.emb, augment, rng)
-        keras_head = adapt_head(_head_path(model, meta), scorer.config.window, pos, neg, EPOCHS, SEED + i)
+        keras_head = adapt_head(model, meta["verifier"], scorer.config.window, pos, neg, EPOCHS, SEED + i)
         work = out / f"fold{i}"
         work.mkdir(parents=True, exist_ok=True)
         keras_head.save(work / "head.keras")
@@ -186,10 +186,6 @@ def held_out_candidates(scorer: Scorer, model: Path, out: Path, rng: np.random.G
     out.mkdir(parents=True, exist_ok=True)
     np.savez(cache, positions=found.positions, windows=found.windows, peaks=found.peaks, hours=hours)
     return found, hours
-
-
-def _head_path(model: Path, meta: dict) -> Path:
-    return model.parent / meta["verifier"]["head"]
 
 
 def main(argv: list[str] | None = None) -> int:
