@@ -383,11 +383,12 @@ def convert_head(keras_path: Path, examples: dict, out: Path) -> dict:
 
 
 def save_weights(keras_path: Path, out: Path) -> None:
-    """The trained head's float weights (no optimizer state) for ``edge-enroll``."""
+    """The trained head's float weights for ``edge-enroll``; loaded without compiling, so the
+    file holds no optimizer state (a third of the size)."""
     import keras
 
     tmp = out.with_name("tmp" + out.name)
-    keras.models.load_model(keras_path).save_weights(tmp)
+    keras.models.load_model(keras_path, compile=False).save_weights(tmp)
     os.replace(tmp, out)
 
 
