@@ -444,7 +444,9 @@ def test_enroll_starts_from_the_trained_float_head(toy):
     assert block["head_weights"] == "toy-verifier.weights.h5"
     windows = np.random.default_rng(3).normal(0, 1, (20, WINDOW, EMBEDDING_DIM)).astype(np.float32)
     trained = keras.models.load_model(model.parent / "work" / "head.keras").predict(windows, verbose=0)
-    np.testing.assert_allclose(float_head(model, block, WINDOW).predict(windows, verbose=0), trained, rtol=1e-5, atol=1e-5)
+    head = float_head(model, block, WINDOW)
+    np.testing.assert_allclose(head.predict(windows, verbose=0), trained, rtol=1e-5, atol=1e-5)
+    assert (model.parent / block["head_weights"]).stat().st_size < 1.5 * 4 * head.count_params()  # no optimizer state
     damaged = model.parent / "damaged-verifier.weights.h5"
     damaged.write_bytes((model.parent / block["head_weights"]).read_bytes()[:-8])
     with pytest.raises(ModelError, match="sha256"):
