@@ -431,16 +431,16 @@ def test_enroll_guard_raises_the_threshold_until_the_adapted_head_fires_no_more(
 
 
 def test_enroll_starts_from_the_trained_float_head(toy):
-    """Today's heads (layer-normalised) keep their float weights beside the model, named and hashed in the metadata:
-    edge-enroll's head gives the trained Keras head's logits exactly."""
+    """Heads trained since 2026-12-06 keep their float weights beside the model, named and hashed in the metadata
+    with the head's shape: edge-enroll's head gives the trained Keras head's logits exactly."""
     import keras
 
     from train.enroll import float_head
-    from train.verifier import HEAD_SHAPE
+    from train.verifier import DEFAULT_HEAD
 
     model, _ = toy
     block = json.loads(model.with_suffix(".json").read_text())["verifier"]
-    assert block["head_shape"] == {"hidden": list(HEAD_SHAPE.hidden), "layer_norm": True}
+    assert block["head_shape"] == {"hidden": list(DEFAULT_HEAD.hidden), "layer_norm": DEFAULT_HEAD.layer_norm}
     assert block["head_weights"] == "toy-verifier.weights.h5"
     windows = np.random.default_rng(3).normal(0, 1, (20, WINDOW, EMBEDDING_DIM)).astype(np.float32)
     trained = keras.models.load_model(model.parent / "work" / "head.keras").predict(windows, verbose=0)
@@ -451,8 +451,30 @@ def test_enroll_starts_from_the_trained_float_head(toy):
     damaged.write_bytes((model.parent / block["head_weights"]).read_bytes()[:-8])
     with pytest.raises(ModelError, match="sha256"):
         float_head(model, dict(block, head_weights=damaged.name), WINDOW)
+
+
+def test_a_layer_normalised_head_converts_and_needs_its_weights_file(tmp_path):
+    """edge-verifier --layer-norm: the int8 head keeps the normalisation (Keras' logits within parity), and
+    edge-enroll cannot rebuild such a head from the int8 file alone: it says so in one line."""
+    import keras
+
+    from train import verifier as tv
+    from train.enroll import float_head
+
+    keras.utils.set_random_seed(4)
+    rng = np.random.default_rng(4)
+    head = tv.make_head(WINDOW, tv.NORMED_HEAD)
+    for layer in head.layers:  # scale and offset as a trained head has them
+        if isinstance(layer, keras.layers.LayerNormalization):
+            layer.set_weights([rng.uniform(0.5, 1.5, w.shape) if i == 0 else rng.normal(0, 0.2, w.shape)
+                               for i, w in enumerate(layer.get_weights())])
+    head.save(tmp_path / "head.keras")
+    examples = {k: rng.normal(0, 1, (300, WINDOW, EMBEDDING_DIM)).astype(np.float32) for k in ("positives", "dense", "mined")}
+    parity = tv.convert_head(tmp_path / "head.keras", examples, tmp_path / "n-verifier.tflite")
+    assert parity["quantization"] == "int8" and parity["decision_agreement"] >= 0.95
+    block = {"head": "n-verifier.tflite", "head_shape": tv.NORMED_HEAD.to_dict()}
     with pytest.raises(ModelError, match="weights file"):
-        float_head(model, {k: v for k, v in block.items() if k != "head_weights"}, WINDOW)
+        float_head(tmp_path / "n.tflite", block, WINDOW)
 
 
 def test_enroll_rebuilds_a_legacy_float_head_from_the_int8_one(tmp_path):
@@ -573,7 +595,7 @@ def test_a_head_int8_cannot_hold_falls_back_to_int8_weights_then_float(tmp_path,
     monkeypatch.setattr(tv, "PARITY_MAX_RELATIVE_ERROR", (share(weights_only) + share(full)) / 2)
     fallback = tv.convert_head(path, examples, tmp_path / "c.tflite")
     assert fallback["quantization"] == "int8 weights" and fallback["p99_logit_error"] == weights_only["p99_logit_error"]
-    assert (tmp_path / "c.tflite").stat().st_size < 0.5 * 4 * (WINDOW * EMBEDDING_DIM * tv.HEAD_SHAPE.hidden[0])  # weights stay 8 bits
+    assert (tmp_path / "c.tflite").stat().st_size < 0.5 * 4 * (WINDOW * EMBEDDING_DIM * tv.DEFAULT_HEAD.hidden[0])  # weights stay 8 bits
     (tmp_path / "e.tflite").write_bytes(tv._tflite_head(keras.models.load_model(path), WINDOW, None, quantized=False))
     exact = tv.head_parity(want, VerifierHead(tmp_path / "e.tflite", window=WINDOW), np.concatenate([examples["positives"], examples["mined"]]))
     assert share(exact) < share(weights_only) and exact["max_logit_error"] < 1e-3  # float: Keras's own logits

@@ -10,8 +10,8 @@ Steps, each resumed from its file in ``--out`` when the command is run again:
                       context, dense windows of real negative *training* audio (the ``:fit``
                       part), and every window where stage 1 opens a candidate on that audio
                       (its false accepts, mined)
- 2. ``head.keras``    a small MLP over the ``window`` embeddings (``HEAD_SHAPE``: layer-normalised
-                      Dense layers), trained on those windows
+ 2. ``head.keras``    a small MLP over the ``window`` embeddings (``DEFAULT_HEAD``; ``--layer-norm``:
+                      ``NORMED_HEAD``), trained on those windows
  3. the int8 head     ``MODEL-verifier.tflite`` beside the model, parity-checked against Keras,
                       and its float weights ``MODEL-verifier.weights.h5`` (what ``edge-enroll`` adapts)
  4. the threshold     the verifier's threshold for ``--target-fa`` on held-out real audio
@@ -117,11 +117,13 @@ class HeadShape:
 
 LEGACY_HEAD = HeadShape((128, 64), False)
 """The head of every verifier trained before 2026-12-06 (the shipped ``activate``'s)."""
-HEAD_SHAPE = HeadShape((256, 128), True)
-"""Today's head. Measured against ``LEGACY_HEAD`` on the same examples (voyager, three seeds each, offline
-over the suite's clean streams; models/README.md, 2026-12-06): the head alone running continuously
-misses 8.4-9.5 % of real words at 0.5 FA/h against 23-64 %; in the cascade 6.9-7.6 % against 7.9-11.9 % fused.
-The same widths without the normalisation, or the normalisation without its scale and offset, did not do it."""
+DEFAULT_HEAD = LEGACY_HEAD
+"""What ``edge-verifier`` trains unless told otherwise (``--layer-norm``)."""
+NORMED_HEAD = HeadShape((256, 128), True)
+"""The layer-normalised head (``--layer-norm``). Measured against ``LEGACY_HEAD`` on the same training windows
+(models/README.md, 2026-12-06): stage 2 alone, running on every chunk, misses far fewer real words at 0.5 FA/h
+(voyager 43.6 -> 9.5 %, wildfire offline 12.1 -> 8.7 % over three seeds), but the fused cascade, what a model runs,
+gained nothing (wildfire 6.2 -> 6.4 %, voyager 9.1 -> 11.9 %, computer 24.6 -> 31.6 %), so it is not the default."""
 HEAD_WEIGHTS_SUFFIX = "-verifier.weights.h5"
 """The float head's weights beside the model (``edge-enroll`` adapts them; the device never reads them)."""
 LAYER_NORM_EPSILON = 1e-3
@@ -150,6 +152,7 @@ class VerifierRecipe:
     stage1_weight: float = 1.0
     """Fusion (``VerifierConfig.stage1_weight``): the mean of the head's and stage 1's peak logit,
     chosen before measuring (equal weights); 0: the head alone, as before 2026-12-05."""
+    head: HeadShape = DEFAULT_HEAD
 
     @property
     def config(self) -> VerifierConfig:
@@ -302,7 +305,7 @@ def negative_windows(score, parts: dict[str, np.ndarray], emb: SpeechEmbedding, 
 # --- the head ----------------------------------------------------------------------------------
 
 
-def make_head(window: int, shape: HeadShape = HEAD_SHAPE):
+def make_head(window: int, shape: HeadShape = DEFAULT_HEAD):
     import keras
 
     inp = keras.Input((window, EMBEDDING_DIM), batch_size=None, name="embeddings")
@@ -332,7 +335,7 @@ def train_head(examples: dict, recipe: VerifierRecipe, out: Path) -> dict:
     order = rng.permutation(len(x))
     n_val = int(len(x) * VALIDATION_SHARE)
     val, tr = order[:n_val], order[n_val:]
-    model = make_head(recipe.window)
+    model = make_head(recipe.window, recipe.head)
     model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss=keras.losses.BinaryCrossentropy(from_logits=True),
                   weighted_metrics=[])
     stop = keras.callbacks.EarlyStopping(patience=4, restore_best_weights=True)
@@ -499,7 +502,7 @@ def write_metadata(recipe: VerifierRecipe, calibration: dict, training: dict, sc
         "head_sha256": hashlib.sha256(recipe.head_path.read_bytes()).hexdigest(), "window": recipe.window,
         "candidate_threshold": recipe.candidate_threshold, "hold_seconds": recipe.hold_seconds,
         "score_scale": score_scale, "embedding": find_embedding_files().describe(), "training": training,
-        "head_shape": HEAD_SHAPE.to_dict(), "head_weights": recipe.weights_path.name,
+        "head_shape": recipe.head.to_dict(), "head_weights": recipe.weights_path.name,
         "head_weights_sha256": hashlib.sha256(recipe.weights_path.read_bytes()).hexdigest(),
         **fusion_block(recipe.config, calibration),
     }
@@ -596,6 +599,8 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=d.seed, help=f"seed of every random choice (default {d.seed})")
     p.add_argument("--stage1-weight", type=float, default=d.stage1_weight,
                    help=f"weight of stage 1's peak logit in the verifier's score, the head's being 1 (default {d.stage1_weight:g}; 0: the head alone)")
+    p.add_argument("--layer-norm", action="store_true",
+                   help="a layer-normalised head (256 -> 128): a far better verifier running alone, no better in the cascade (models/README.md)")
     p.add_argument("--threshold-only", action="store_true",
                    help="only set the threshold again for the model's existing verifier head (e.g. after changing --stage1-weight)")
     p.add_argument("--word", help="the word (default: the model's metadata); chooses the default real audio")
@@ -618,7 +623,8 @@ def recipe_from(args: argparse.Namespace) -> VerifierRecipe:
                           calibration=tuple(calibration_negatives(base) if args.calibration is None else args.calibration),
                           noise=tuple(noise), positive_examples=args.positive_examples, hard_examples=args.hard_examples,
                           negative_hours=args.negative_hours, candidate_threshold=args.candidate_threshold,
-                          target_fa_per_hour=args.target_fa, epochs=args.epochs, seed=args.seed, stage1_weight=args.stage1_weight)
+                          target_fa_per_hour=args.target_fa, epochs=args.epochs, seed=args.seed, stage1_weight=args.stage1_weight,
+                          head=NORMED_HEAD if args.layer_norm else DEFAULT_HEAD)
 
 
 def _command(args: argparse.Namespace) -> int:
