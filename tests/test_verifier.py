@@ -469,6 +469,7 @@ def test_a_layer_normalised_head_converts_and_needs_its_weights_file(tmp_path):
             layer.set_weights([rng.uniform(0.5, 1.5, w.shape) if i == 0 else rng.normal(0, 0.2, w.shape)
                                for i, w in enumerate(layer.get_weights())])
     head.save(tmp_path / "head.keras")
+    assert tv.HeadShape.of_keras(head) == tv.NORMED_HEAD  # what the metadata records is read off the trained head
     examples = {k: rng.normal(0, 1, (300, WINDOW, EMBEDDING_DIM)).astype(np.float32) for k in ("positives", "dense", "mined")}
     parity = tv.convert_head(tmp_path / "head.keras", examples, tmp_path / "n-verifier.tflite")
     assert parity["quantization"] == "int8" and parity["decision_agreement"] >= 0.95

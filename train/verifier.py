@@ -41,7 +41,7 @@ import numpy as np
 from edge.audio import SAMPLE_RATE
 from edge.embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, SpeechEmbedding, chunk_windows, embeddings_for, find_embedding_files,
                             mel_track)
-from edge.errors import DataError, run_guarded
+from edge.errors import DataError, ModelError, run_guarded
 from edge.progress import Progress
 from edge.verifier import (FUSION_KEYS, HEAD_ONLY_VERSION, MAX_STAGE1_WEIGHT, VERIFIER_FORMAT, VERIFIER_VERSION, VerifierConfig, VerifierHead, VerifierSpec,
                            candidate_chunks, cascade_track)
@@ -112,7 +112,15 @@ class HeadShape:
         try:
             return cls(tuple(int(u) for u in shape["hidden"]), bool(shape["layer_norm"]))
         except (KeyError, TypeError, ValueError) as exc:
-            raise DataError(f"verifier.head_shape {shape!r} is invalid ({exc})") from None
+            raise ModelError(f"verifier.head_shape {shape!r} is invalid ({exc})") from None
+
+    @classmethod
+    def of_keras(cls, model) -> "HeadShape":
+        """The shape of a trained Keras head (what the metadata records, whatever the recipe says now)."""
+        import keras
+
+        dense = [layer.units for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+        return cls(tuple(dense[:-1]), any(isinstance(layer, keras.layers.LayerNormalization) for layer in model.layers))
 
 
 LEGACY_HEAD = HeadShape((128, 64), False)
@@ -385,14 +393,16 @@ def convert_head(keras_path: Path, examples: dict, out: Path) -> dict:
                     f"{', '.join(failures)} over a range of {parity['logit_range']:.1f} (limit {PARITY_MAX_RELATIVE_ERROR:.0%})")
 
 
-def save_weights(keras_path: Path, out: Path) -> None:
-    """The trained head's float weights for ``edge-enroll``; loaded without compiling, so the
-    file holds no optimizer state (a third of the size)."""
+def save_weights(keras_path: Path, out: Path) -> HeadShape:
+    """The trained head's float weights for ``edge-enroll``, and its shape; loaded without
+    compiling, so the file holds no optimizer state (a third of the size)."""
     import keras
 
+    model = keras.models.load_model(keras_path, compile=False)
     tmp = out.with_name("tmp" + out.name)
-    keras.models.load_model(keras_path, compile=False).save_weights(tmp)
+    model.save_weights(tmp)
     os.replace(tmp, out)
+    return HeadShape.of_keras(model)
 
 
 def _tflite_head(model, window: int, representative: np.ndarray | None, quantized: bool = True) -> bytes:
@@ -494,7 +504,7 @@ def calibrate(recipe: VerifierRecipe, head: VerifierHead, config: VerifierConfig
             "target_fa_per_hour": recipe.target_fa_per_hour}
 
 
-def write_metadata(recipe: VerifierRecipe, calibration: dict, training: dict, score_scale: float) -> dict:
+def write_metadata(recipe: VerifierRecipe, calibration: dict, training: dict, score_scale: float, shape: HeadShape) -> dict:
     meta_file = recipe.model.with_suffix(".json")
     meta = json.loads(meta_file.read_text())
     meta["verifier"] = {
@@ -502,7 +512,7 @@ def write_metadata(recipe: VerifierRecipe, calibration: dict, training: dict, sc
         "head_sha256": hashlib.sha256(recipe.head_path.read_bytes()).hexdigest(), "window": recipe.window,
         "candidate_threshold": recipe.candidate_threshold, "hold_seconds": recipe.hold_seconds,
         "score_scale": score_scale, "embedding": find_embedding_files().describe(), "training": training,
-        "head_shape": recipe.head.to_dict(), "head_weights": recipe.weights_path.name,
+        "head_shape": shape.to_dict(), "head_weights": recipe.weights_path.name,
         "head_weights_sha256": hashlib.sha256(recipe.weights_path.read_bytes()).hexdigest(),
         **fusion_block(recipe.config, calibration),
     }
@@ -544,12 +554,12 @@ def run(recipe: VerifierRecipe) -> dict:
         stats_file.write_text(json.dumps(stats, indent=1))
     training = json.loads(stats_file.read_text())
     training["parity"] = convert_head(head_keras, examples, recipe.head_path)
-    save_weights(head_keras, recipe.weights_path)
+    shape = save_weights(head_keras, recipe.weights_path)  # a resumed run's head may predate a new --layer-norm
     (recipe.out / PARITY_FILE).write_text(json.dumps(training["parity"], indent=1))
     scale = score_scale_for(training["parity"]["abs_logit_p99"])
     head = VerifierHead(recipe.head_path, window=recipe.window, score_scale=scale)
     calibration = calibrate(recipe, head) if recipe.calibration else {"threshold": 0.5, "note": "no held-out audio given"}
-    return write_metadata(recipe, calibration, training, scale)
+    return write_metadata(recipe, calibration, training, scale, shape)
 
 
 def recalibrate(recipe: VerifierRecipe) -> dict:
