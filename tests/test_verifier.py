@@ -390,6 +390,8 @@ def test_edge_enroll_from_wav_files_end_to_end(toy, tmp_path):
     assert guard["firings_adapted_guarded"] <= guard["firings_original"]
     assert (out / "toy.tflite").read_bytes() == model.read_bytes()
     assert (out / "toy-verifier.tflite").read_bytes() != before[1]
+    from train.enroll import float_head  # the adapted float weights travel with it, without optimizer state
+    assert (out / block["head_weights"]).stat().st_size < 1.5 * 4 * float_head(out / "toy.tflite", block, WINDOW).count_params()
     assert (model.with_suffix(".json").read_bytes(), (model.parent / "toy-verifier.tflite").read_bytes()) == before
     run = subprocess.run([sys.executable, "-m", "edge.cli", "--model", str(out / "toy.tflite"), "--input", str(CLIP), "-v"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)

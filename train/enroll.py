@@ -42,7 +42,7 @@ from .evaluate import REFRACTORY_SECONDS, fire_positions, tflite_scorer
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, trim_silence
 from .verifier import (BATCH_SIZE, MAX_THRESHOLD, THRESHOLD_DIGITS, HEAD_WEIGHTS_SUFFIX, Augmenter, HeadShape, augmented_blocks, convert_head, make_head, negative_stream,
-                       words_in_context)
+                       save_weights, words_in_context)
 from .verifier import negative_windows as verifier_negative_windows
 
 COPIES_PER_TAKE = 40
@@ -300,10 +300,10 @@ def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
     guard = held_out_guard(config, spec, adapted, emb, rng, log)
     shutil.copy(config.model, config.out / config.model.name)
     weights_out = config.out / f"{config.model.stem}{HEAD_WEIGHTS_SUFFIX}"
-    model.save_weights(weights_out)
+    shape = save_weights(work / "head.keras", weights_out)  # edge-verifier's own: no optimizer state in the file
     block = dict(meta["verifier"], head=head_out.name, head_sha256=hashlib.sha256(head_out.read_bytes()).hexdigest(),
                  head_weights=weights_out.name, head_weights_sha256=hashlib.sha256(weights_out.read_bytes()).hexdigest(),
-                 head_shape=HeadShape.of_block(meta["verifier"]).to_dict())
+                 head_shape=shape.to_dict())
     block["enrollment"] = {"takes": len(config.takes), "copies_per_take": config.copies, "negative_hours": round(stream.size / SAMPLE_RATE / 3600, 3),
                            "adapted_from": f"{config.model.name} ({meta['verifier']['head_sha256'][:12]})", "parity": parity,
                            "threshold_guard": guard}
