@@ -52,8 +52,13 @@ from .channel import ChannelConfig, apply_channel
 from .evaluate import fire_positions, tflite_scorer
 from .quiet_tf import converting, quiet_tensorflow
 from .sources import ClipPool
+from .vocal_tract import OFF as VTLP_OFF
+from .vocal_tract import VocalTractConfig, warp_formants
 
 EXAMPLES_FILE = "examples.npz"
+VTLP_KEY = "vocal_tract"
+VTLP = VocalTractConfig()
+"""``--vtlp``: formants warped by 0.88-1.14 on 80 % of the words (``train.vocal_tract``)."""
 HEAD_FILE = "head.keras"
 PARITY_FILE = "verifier-parity.json"
 CONTEXT_BEFORE_SECONDS = (2.2, 3.0)
@@ -161,6 +166,8 @@ class VerifierRecipe:
     """Fusion (``VerifierConfig.stage1_weight``): the mean of the head's and stage 1's peak logit,
     chosen before measuring (equal weights); 0: the head alone, as before 2026-12-05."""
     head: HeadShape = DEFAULT_HEAD
+    vocal_tract: VocalTractConfig = VTLP_OFF
+    """Formant warps of the word clips and hard negatives (``--vtlp``: ``VTLP``)."""
 
     @property
     def config(self) -> VerifierConfig:
@@ -201,20 +208,23 @@ class Augmenter:
         return np.clip(x * 32768.0, -32768, 32767).astype(np.int16)
 
 
-def _speed(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _voice(x: np.ndarray, rng: np.random.Generator, vocal_tract: VocalTractConfig) -> np.ndarray:
+    """A word clip said by a slightly different voice: formants warped (``vocal_tract``), then faster or slower."""
     from .augment import change_speed
 
-    return change_speed(x.astype(np.float64), float(rng.uniform(*SPEED))).astype(np.int16)
+    y = warp_formants(x, vocal_tract.draw(rng))
+    return np.clip(change_speed(y, float(rng.uniform(*SPEED))), -32768, 32767).astype(np.int16)
 
 
 def words_in_context(emb: SpeechEmbedding, clips: ClipPool, context: np.ndarray, count: int, config: VerifierConfig,
-                     augment: Augmenter, rng: np.random.Generator, label: str) -> np.ndarray:
+                     augment: Augmenter, rng: np.random.Generator, label: str,
+                     vocal_tract: VocalTractConfig = VTLP_OFF) -> np.ndarray:
     """Windows that end around the end of a word said after real speech: where the cascade
     verifies a word (from just before its end until the candidate closes)."""
     out = []
     meter = Progress(f"edge-verifier: {label} in context", count, sys.stderr)
     for i in range(count):
-        word = _speed(clips.clips[clips.draw(rng)], rng)
+        word = _voice(clips.clips[clips.draw(rng)], rng, vocal_tract)
         before = int(rng.uniform(*CONTEXT_BEFORE_SECONDS) * SAMPLE_RATE)
         after = int(CONTEXT_AFTER_SECONDS * SAMPLE_RATE)
         start = int(rng.integers(max(context.size - before - after, 1)))
@@ -285,15 +295,29 @@ def build_examples(recipe: VerifierRecipe) -> dict:
     noise = [c for c in ClipPool.load("noise", list(recipe.noise)).clips] if recipe.noise else []
     augment = Augmenter(noise, recipe.seed)
     positives = ClipPool.load("positive", list(recipe.positives), trim=True)
-    pos = words_in_context(emb, positives, stream, recipe.positive_examples, config, augment, rng, "positives")
+    pos = words_in_context(emb, positives, stream, recipe.positive_examples, config, augment, rng, "positives",
+                           recipe.vocal_tract)
     hard = np.zeros((0, config.window, EMBEDDING_DIM), np.float32)
     if recipe.hard_negatives:
         pool = ClipPool.load("hard negative", list(recipe.hard_negatives), trim=True)
-        hard = words_in_context(emb, pool, stream, recipe.hard_examples, config, augment, rng, "hard negatives")
+        hard = words_in_context(emb, pool, stream, recipe.hard_examples, config, augment, rng, "hard negatives",
+                                recipe.vocal_tract)
     score, _ = tflite_scorer(recipe.model)
     parts = {"clean": stream, "augmented": augmented_blocks(stream, augment, rng)}
     dense, mined = negative_windows(score, parts, emb, config, DENSE_STRIDE_CHUNKS, "real negatives")
-    return {"positives": pos, "hard": hard, "dense": dense, "mined": mined, "negative_hours": stream.size / SAMPLE_RATE / 3600}
+    return {"positives": pos, "hard": hard, "dense": dense, "mined": mined, "negative_hours": stream.size / SAMPLE_RATE / 3600,
+            VTLP_KEY: vtlp_record(recipe.vocal_tract)}
+
+
+def vtlp_record(vocal_tract: VocalTractConfig) -> np.ndarray:
+    """How the examples' words were warped, kept in ``examples.npz`` (lowest, highest factor, share warped)."""
+    return np.array([*vocal_tract.factor_range, vocal_tract.probability], np.float64)
+
+
+def vtlp_of(examples: dict) -> dict:
+    """The training record's ``vocal_tract``: what ``examples.npz`` says (none in files from before 2026-12-06: off)."""
+    low, high, share = (float(v) for v in examples.get(VTLP_KEY, vtlp_record(VTLP_OFF)))
+    return {"factor_range": [low, high], "probability": share}
 
 
 def negative_windows(score, parts: dict[str, np.ndarray], emb: SpeechEmbedding, config: VerifierConfig, stride: int,
@@ -553,6 +577,7 @@ def run(recipe: VerifierRecipe) -> dict:
         stats = train_head(examples, recipe, head_keras)
         stats_file.write_text(json.dumps(stats, indent=1))
     training = json.loads(stats_file.read_text())
+    training["vocal_tract"] = vtlp_of(examples)
     training["parity"] = convert_head(head_keras, examples, recipe.head_path)
     shape = save_weights(head_keras, recipe.weights_path)  # a resumed run's head may predate a new --layer-norm
     (recipe.out / PARITY_FILE).write_text(json.dumps(training["parity"], indent=1))
@@ -611,6 +636,9 @@ def parser() -> argparse.ArgumentParser:
                    help=f"weight of stage 1's peak logit in the verifier's score, the head's being 1 (default {d.stage1_weight:g}; 0: the head alone)")
     p.add_argument("--layer-norm", action="store_true",
                    help="a layer-normalised head (256 -> 128): a far better verifier running alone, no better in the cascade (models/README.md)")
+    p.add_argument("--vtlp", action="store_true",
+                   help=f"warp the formants of the words and hard negatives (vocal tract length: factors {VTLP.factor_range[0]:g}-"
+                        f"{VTLP.factor_range[1]:g} on {VTLP.probability:.0%} of them), for voices the TTS mix lacks")
     p.add_argument("--threshold-only", action="store_true",
                    help="only set the threshold again for the model's existing verifier head (e.g. after changing --stage1-weight)")
     p.add_argument("--word", help="the word (default: the model's metadata); chooses the default real audio")
@@ -634,7 +662,7 @@ def recipe_from(args: argparse.Namespace) -> VerifierRecipe:
                           noise=tuple(noise), positive_examples=args.positive_examples, hard_examples=args.hard_examples,
                           negative_hours=args.negative_hours, candidate_threshold=args.candidate_threshold,
                           target_fa_per_hour=args.target_fa, epochs=args.epochs, seed=args.seed, stage1_weight=args.stage1_weight,
-                          head=NORMED_HEAD if args.layer_norm else DEFAULT_HEAD)
+                          head=NORMED_HEAD if args.layer_norm else DEFAULT_HEAD, vocal_tract=VTLP if args.vtlp else VTLP_OFF)
 
 
 def _command(args: argparse.Namespace) -> int:
