@@ -638,7 +638,7 @@ def parser() -> argparse.ArgumentParser:
                    help="a layer-normalised head (256 -> 128): a far better verifier running alone, no better in the cascade (models/README.md)")
     p.add_argument("--vtlp", action="store_true",
                    help=f"warp the formants of the words and hard negatives (vocal tract length: factors {VTLP.factor_range[0]:g}-"
-                        f"{VTLP.factor_range[1]:g} on {VTLP.probability:.0%} of them), for voices the TTS mix lacks")
+                        f"{VTLP.factor_range[1]:g} on {VTLP.probability * 100:.0f} %% of them), for voices the TTS mix lacks")
     p.add_argument("--threshold-only", action="store_true",
                    help="only set the threshold again for the model's existing verifier head (e.g. after changing --stage1-weight)")
     p.add_argument("--word", help="the word (default: the model's metadata); chooses the default real audio")
