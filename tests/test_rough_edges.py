@@ -9,20 +9,20 @@ import importlib
 import os
 import subprocess
 import sys
+import tomllib
 
 import pytest
 
 from edge.cli import main
 
-from .paths import DEV
+from .paths import DEV, REPO
 
 CLIP = DEV / "coursera__1.wav"
 NO_CARD_ALSA = "pcm.!default {\n  type hw\n  card 99\n}\n"
 """An ALSA default device on a card that does not exist: ALSA prints its errors on every machine."""
-COMMANDS = {
-    "edge-run": "edge.cli", "edge-bench": "edge.bench", "edge-synth": "train.synth_cli", "edge-train": "train.train",
-    "edge-eval": "train.evaluate", "edge-mine": "train.mine", "edge-word": "train.word", "edge-convert": "convert.convert",
-}
+COMMANDS = {name: target.split(":")[0] for name, target in
+            tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["scripts"].items()}
+"""Every installed command (pyproject.toml's scripts) -> its module."""
 NATIVE_NOISE = ("ALSA lib", "jack", "Jack", "XNNPACK", "PinFactoryFallback", "warnings.warn")
 
 

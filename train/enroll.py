@@ -3,8 +3,9 @@
     edge-enroll --model models/activate.tflite --wav me-1.wav me-2.wav ... --out my-activate
     edge-enroll --model models/activate.tflite --record 6 --out my-activate     (the microphone)
 
-Each take is one utterance of the word. The verifier head (rebuilt in float from the int8
-head the model ships) is fine-tuned on those takes said in real speech with augmented
+Each take is one utterance of the word. The verifier head (its float weights, the
+MODEL-verifier.weights.h5 beside the model; a head trained before 2026-12-06 has none and is
+rebuilt in float from its int8 file) is fine-tuned on those takes said in real speech with augmented
 copies (noise, rooms, channel, speed), against windows of real negative audio and the
 places where stage 1 opens a candidate on it, so it keeps rejecting what it rejected. The
 result is a new model folder (step model, new head, metadata with an ``enrollment``
@@ -34,6 +35,7 @@ import numpy as np
 from edge.audio import SAMPLE_RATE, read_audio
 from edge.embedding import SpeechEmbedding, chunk_windows
 from edge.errors import AudioFormatError, DataError, ModelError, run_guarded
+from edge.helpformat import HelpFormatter
 from edge.native import quiet
 from edge.verifier import VerifierConfig, VerifierHead, VerifierSpec, candidate_chunks, peak_logits
 
@@ -318,7 +320,7 @@ def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="edge-enroll", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-enroll", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--model", type=Path, help="the model to adapt (default: the shipped one); it is not changed")
     p.add_argument("--out", type=Path, required=True, help="folder for the adapted model")
     takes = p.add_mutually_exclusive_group(required=True)

@@ -42,6 +42,7 @@ from edge.audio import SAMPLE_RATE
 from edge.embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, SpeechEmbedding, chunk_windows, embeddings_for, find_embedding_files,
                             mel_track)
 from edge.errors import DataError, ModelError, run_guarded
+from edge.helpformat import HelpFormatter
 from edge.progress import Progress
 from edge.verifier import (FUSION_KEYS, HEAD_ONLY_VERSION, MAX_STAGE1_WEIGHT, VERIFIER_FORMAT, VERIFIER_VERSION, VerifierConfig, VerifierHead, VerifierSpec,
                            candidate_chunks, cascade_track)
@@ -615,7 +616,7 @@ def score_scale_for(abs_logit_p99: float) -> float:
 
 def parser() -> argparse.ArgumentParser:
     d = VerifierRecipe
-    p = argparse.ArgumentParser(prog="edge-verifier", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(prog="edge-verifier", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--model", type=Path, required=True, help="the step model (.tflite); its JSON gets the verifier block")
     p.add_argument("--out", type=Path, help="work folder (re-run the same command to resume; not needed with --threshold-only)")
     p.add_argument("--positives", nargs="+", default=[], metavar="DIR", help="clips of the word (TTS, recordings; needed unless --threshold-only)")
