@@ -59,7 +59,9 @@ from .vocal_tract import VocalTractConfig, warp_formants
 EXAMPLES_FILE = "examples.npz"
 VTLP_KEY = "vocal_tract"
 VTLP = VocalTractConfig()
-"""``--vtlp``: formants warped by 0.88-1.14 on 80 % of the words (``train.vocal_tract``)."""
+"""``--vtlp``: formants warped by 0.88-1.14 on 80 % of the words (``train.vocal_tract``). Off by default:
+on voyager (2026-12-06) it did not improve the fused cascade at 0.5 FA/h and made the
+layer-normalised head running alone far worse (models/README.md)."""
 HEAD_FILE = "head.keras"
 PARITY_FILE = "verifier-parity.json"
 CONTEXT_BEFORE_SECONDS = (2.2, 3.0)
@@ -639,7 +641,8 @@ def parser() -> argparse.ArgumentParser:
                    help="a layer-normalised head (256 -> 128): a far better verifier running alone, no better in the cascade (models/README.md)")
     p.add_argument("--vtlp", action="store_true",
                    help=f"warp the formants of the words and hard negatives (vocal tract length: factors {VTLP.factor_range[0]:g}-"
-                        f"{VTLP.factor_range[1]:g} on {VTLP.probability * 100:.0f} %% of them), for voices the TTS mix lacks")
+                        f"{VTLP.factor_range[1]:g} on {VTLP.probability * 100:.0f} %% of them); measured: no gain in the cascade, "
+                        "a worse verifier running alone (models/README.md)")
     p.add_argument("--threshold-only", action="store_true",
                    help="only set the threshold again for the model's existing verifier head (e.g. after changing --stage1-weight)")
     p.add_argument("--word", help="the word (default: the model's metadata); chooses the default real audio")
