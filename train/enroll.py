@@ -43,8 +43,8 @@ from .calibration import counted_threshold, round_up
 from .evaluate import REFRACTORY_SECONDS, fire_positions, tflite_scorer
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, trim_silence
-from .verifier import (BATCH_SIZE, MAX_THRESHOLD, THRESHOLD_DIGITS, HEAD_WEIGHTS_SUFFIX, Augmenter, HeadShape, augmented_blocks, convert_head, make_head, negative_stream,
-                       save_weights, words_in_context)
+from .verifier import (BATCH_SIZE, MAX_THRESHOLD, THRESHOLD_DIGITS, Augmenter, HeadShape, augmented_blocks, convert_head, head_path_for, make_head, negative_stream,
+                       save_weights, weights_path_for, words_in_context)
 from .verifier import negative_windows as verifier_negative_windows
 
 COPIES_PER_TAKE = 40
@@ -296,12 +296,12 @@ def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
     work = config.out / "work"
     work.mkdir(exist_ok=True)
     model.save(work / "head.keras")
-    head_out = config.out / f"{config.model.stem}-verifier.tflite"
+    head_out = head_path_for(config.out / config.model.name)
     parity = convert_head(work / "head.keras", {"positives": pos, "dense": neg, "mined": neg}, head_out)
     adapted = VerifierHead(head_out, window=vcfg.window, score_scale=vcfg.score_scale)
     guard = held_out_guard(config, spec, adapted, emb, rng, log)
     shutil.copy(config.model, config.out / config.model.name)
-    weights_out = config.out / f"{config.model.stem}{HEAD_WEIGHTS_SUFFIX}"
+    weights_out = weights_path_for(config.out / config.model.name)
     shape = save_weights(work / "head.keras", weights_out)  # edge-verifier's own: no optimizer state in the file
     block = dict(meta["verifier"], head=head_out.name, head_sha256=hashlib.sha256(head_out.read_bytes()).hexdigest(),
                  head_weights=weights_out.name, head_weights_sha256=hashlib.sha256(weights_out.read_bytes()).hexdigest(),

@@ -142,6 +142,17 @@ NORMED_HEAD = HeadShape((256, 128), True)
 gained nothing (wildfire 6.2 -> 6.4 %, voyager 9.1 -> 11.9 %, computer 24.6 -> 31.6 %), so it is not the default."""
 HEAD_WEIGHTS_SUFFIX = "-verifier.weights.h5"
 """The float head's weights beside the model (``edge-enroll`` adapts them; the device never reads them)."""
+HEAD_SUFFIX = "-verifier.tflite"
+
+
+def head_path_for(model: Path) -> Path:
+    """The int8 head file beside a step model (``MODEL-verifier.tflite``)."""
+    return model.with_name(f"{model.stem}{HEAD_SUFFIX}")
+
+
+def weights_path_for(model: Path) -> Path:
+    """The float head's weights beside a step model (``MODEL-verifier.weights.h5``)."""
+    return model.with_name(f"{model.stem}{HEAD_WEIGHTS_SUFFIX}")
 LAYER_NORM_EPSILON = 1e-3
 """Keras' LayerNormalization default; the TFLite head uses the same."""
 
@@ -179,11 +190,11 @@ class VerifierRecipe:
 
     @property
     def head_path(self) -> Path:
-        return self.model.with_name(f"{self.model.stem}-verifier.tflite")
+        return head_path_for(self.model)
 
     @property
     def weights_path(self) -> Path:
-        return self.model.with_name(f"{self.model.stem}{HEAD_WEIGHTS_SUFFIX}")
+        return weights_path_for(self.model)
 
 
 # --- examples --------------------------------------------------------------------------------
