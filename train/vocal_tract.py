@@ -86,13 +86,13 @@ def warp_formants(x: np.ndarray, factor: float) -> np.ndarray:
     padded = np.concatenate([np.zeros(CONTEXT + FRAME), x, np.zeros(FRAME)])
     out = np.zeros_like(padded)
     for start in range(CONTEXT, padded.size - FRAME + 1, HOP):
-        frame = padded[start: start + FRAME]
-        a = _predictor(frame * window)
+        windowed = padded[start: start + FRAME] * window
+        a = _predictor(windowed)
         if a is None:
             continue
         residual = lfilter(a, [1.0], padded[start - CONTEXT: start + FRAME])
         y = lfilter([1.0], _moved(a, factor), residual)[CONTEXT:] * window
-        gain = np.sqrt(np.mean(np.square(frame * window)) / max(np.mean(np.square(y)), EPS))
+        gain = np.sqrt(np.mean(np.square(windowed)) / max(np.mean(np.square(y)), EPS))
         out[start: start + FRAME] += y * gain
     y = out[CONTEXT + FRAME: CONTEXT + FRAME + x.size]
     before, after = np.sqrt(np.mean(x * x)), np.sqrt(np.mean(y * y))
