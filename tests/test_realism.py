@@ -166,6 +166,22 @@ def _recipe(word: str, tmp_path: Path):
     return WordRecipe(word=word, out=tmp_path, shared=DATA.parent, debian=Path("/debian"))
 
 
+def test_edge_word_points_to_a_measurement_that_works_for_its_word(tmp_path):
+    """The closing hint: the suite only for a word it has recordings of (``edge-eval --suite real``
+    refuses any other), your own recordings otherwise, with or without --no-suite."""
+    from dataclasses import replace
+
+    from train.word import suite_hint
+
+    final = tmp_path / "m.tflite"
+    known, unknown = _recipe("voyager", tmp_path), _recipe("hey jarvis", tmp_path)
+    assert suite_hint(known, final) is None  # the run ended with the suite's table
+    assert f"edge-eval --model {final} --suite real" in suite_hint(replace(known, suite=False), final)
+    for recipe in (unknown, replace(unknown, suite=False)):
+        hint = suite_hint(recipe, final)
+        assert "no recordings of 'hey jarvis'" in hint and "--positives YOUR_RECORDINGS" in hint and "--suite" not in hint
+
+
 def test_edge_word_trains_on_training_halves_only_and_never_on_its_word(tmp_path):
     from dataclasses import replace
 

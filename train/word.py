@@ -319,12 +319,20 @@ def run(recipe: WordRecipe, log=None) -> int:
         print(f"edge-word: {step.name} finished in {time.monotonic() - t0:.0f} s", file=log, flush=True)
     final = recipe.out / f"{recipe.name}.tflite"
     print(f"edge-word: {final} ready ({time.monotonic() - started:.0f} s this run); run it with: edge-run --model {final}", file=log)
-    if not recipe.suite:
-        print(f"edge-word: real-voice suite skipped (--no-suite); run it with: edge-eval --model {final} --suite real", file=log)
-    elif not _suite_knows(recipe.word):
-        print(f"edge-word: the real-voice suite has no recordings of {recipe.word!r}; measure it with "
-              f"edge-eval --model {final} --positives YOUR_RECORDINGS --negatives ...", file=log)
+    hint = suite_hint(recipe, final)
+    if hint:
+        print(hint, file=log)
     return 0
+
+
+def suite_hint(recipe: WordRecipe, final: Path) -> str | None:
+    """How to measure the model when the run did not: the suite where it knows the word, else your own recordings."""
+    if not _suite_knows(recipe.word):
+        return (f"edge-word: the real-voice suite has no recordings of {recipe.word!r}; measure it with "
+                f"edge-eval --model {final} --positives YOUR_RECORDINGS --negatives ...")
+    if not recipe.suite:
+        return f"edge-word: real-voice suite skipped (--no-suite); run it with: edge-eval --model {final} --suite real"
+    return None
 
 
 def _check_same_recipe(recipe: WordRecipe) -> None:
