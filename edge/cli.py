@@ -252,7 +252,7 @@ def run(args: argparse.Namespace) -> int:
     for word in pipeline.words:
         det_config = word.detector.config
         LOG.info(
-            "model %s (%s, %s); threshold %.2f%s, smoothing %d, refractory %.1f s", word.model.path, word.name,
+            "model %s (%s, %s); threshold %g%s, smoothing %d, refractory %.1f s", word.model.path, word.name,
             word.model.backend, det_config.threshold,
             "" if word.verifier is None else f" (verifier; candidates at {word.verifier.config.candidate_threshold:g}"
             + (f", fused with stage 1 at weight {word.verifier.config.stage1_weight:g})" if word.verifier.config.stage1_weight else ")"),

@@ -28,7 +28,7 @@ def plot_trace(path, audio: np.ndarray, trace, detections, threshold: float, tit
     top.set_title(f"{title}: {len(detections)} detection(s)")
     times = np.asarray(trace.samples) / SAMPLE_RATE
     bottom.plot(times, trace.probabilities, label="probability")
-    bottom.axhline(threshold, color="r", linestyle="--", label=f"threshold {threshold:.2f}")
+    bottom.axhline(threshold, color="r", linestyle="--", label=f"threshold {threshold:g}")
     for det in detections:
         bottom.axvline(det.seconds, color="g", alpha=0.7)
         top.axvline(det.seconds, color="w", alpha=0.7)

@@ -106,3 +106,13 @@ def test_verbose_logs_one_score_line_per_second(t, capsys, caplog):
     seconds = [r.getMessage() for r in caplog.records if "max score" in r.getMessage()]
     assert rc == 0 and len(seconds) == 9  # 10 s clip: the 10th second is not complete at the last step
     assert seconds[0].startswith("t=   0.0 s") and seconds[-1].startswith("t=   8.0 s")
+
+
+def test_start_line_shows_the_threshold_as_set(t, capsys, caplog):
+    """A calibrated threshold (0.972741) must not be shown rounded to 0.97: users lower it a little at a time."""
+    import logging
+
+    caplog.set_level(logging.INFO, logger="edge-run")
+    rc, _, _ = run_cli(["--model", str(t.tflite), "--input", str(CLIP), "--threshold", "0.972741"], capsys)
+    started = [r.getMessage() for r in caplog.records if "; threshold " in r.getMessage()]
+    assert rc == 0 and len(started) == 1 and "; threshold 0.972741," in started[0]
