@@ -419,6 +419,7 @@ def test_edge_word_builds_every_dataset_with_its_noise_floor(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["   "], "not a word to train"),
+    (["Привет"], "'Привет' has no letters a-z: the offline voices read English spelling"),
     (["voyager", "--shared", "/nonexistent"], "no shared data folder"),
     (["voyager", "--patience", "-1"], "--patience must be at least 0, not -1"),
     (["voyager", "--new-voices", "-5"], "--new-voices must be at least 0, not -5"),

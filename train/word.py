@@ -475,6 +475,9 @@ def recipe_from(args: argparse.Namespace) -> WordRecipe:
     word = " ".join(args.word.split())
     if not word or not any(ch.isalpha() for ch in word):
         raise DataError(f"{args.word!r} is not a word to train")
+    if not any("a" <= ch <= "z" for ch in word.lower()):  # found before the TTS step, not by it
+        raise DataError(f"{args.word!r} has no letters a-z: the offline voices read English spelling; "
+                        "write the word as it sounds in Latin letters")
     found = default_paths()
     shared = args.shared or found.shared
     if not (shared / "data").is_dir():
