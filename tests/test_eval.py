@@ -113,3 +113,29 @@ def test_after_hours_scores_positives_after_continuous_audio(tmp_path, capsys):
     assert after["hours_before"] == 0.02
     assert len(after["word_peak_probability_after"]) == len(after["word_peak_probability_fresh"]) == 14
     assert "after 0.02 h of continuous audio" in capsys.readouterr().out
+
+
+def test_edge_eval_scores_the_cascade_a_model_runs_unless_told_not_to(tmp_path, capsys):
+    """Folders of your own recordings are scored through what edge-run runs: the cascade where the
+    metadata names a verifier (at the verifier's threshold), stage 1 alone with --no-verifier."""
+    from .paths import REPO
+
+    model = REPO / "models" / "activate.tflite"
+    meta = json.loads(model.with_suffix(".json").read_text())
+    base = ["--model", str(model), "--positives", str(ACTIVATE / "positives"), "--negatives", str(ACTIVATE / "negatives")]
+    results = {}
+    for flags in ([], ["--no-verifier"]):
+        out = tmp_path / ("stage1" if flags else "cascade")
+        assert main(base + flags + ["--out", str(out)]) == 0
+        results[tuple(flags)] = json.loads((out / "eval.json").read_text())
+        assert f"({results[tuple(flags)]['variant']})" in capsys.readouterr().out
+    cascade, stage1 = results[()], results[("--no-verifier",)]
+    assert (cascade["variant"], stage1["variant"]) == ("cascade", "stage 1")
+    grid = np.array([r["threshold"] for r in cascade["sweep"]])
+    for result, wanted in ((cascade, meta["verifier"]["threshold"]), (stage1, meta["detector"]["threshold"])):
+        assert result["at_model_threshold"]["threshold"] == grid[np.argmin(np.abs(grid - wanted))]
+    assert [r["hits"] for r in cascade["sweep"]] != [r["hits"] for r in stage1["sweep"]]  # two different scorers
+    # --after-hours is about stage 1's state: with the cascade, one line and exit 2
+    assert main(base + ["--after-hours", "0.01", "--out", str(tmp_path / "a")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["edge-eval: error: --after-hours scores stage 1's state after hours of audio: add --no-verifier"]

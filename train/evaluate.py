@@ -236,6 +236,33 @@ def plot_det(path: Path, rows: list[dict], title: str) -> None:
     plt.close(fig)
 
 
+STAGE1, CASCADE = "stage 1", "cascade"
+"""What ``evaluate`` scores: the step model alone, or the cascade its metadata names (stage 1 opens candidates,
+the verifier decides), as ``edge-run`` runs it."""
+
+
+def scorer_for(model_path: Path, verifier: bool = True):
+    """(score(audio) -> (positions, scores), the threshold to report at, variant) for what the model runs:
+    the cascade where its metadata has a verifier (and ``verifier``), else stage 1."""
+    if model_path.suffix == ".keras":
+        return (*keras_scorer(model_path), STAGE1)
+    score, threshold = tflite_scorer(model_path)
+    block = json.loads(model_path.with_suffix(".json").read_text()).get("verifier")
+    if block is None or not verifier:
+        return score, threshold, STAGE1
+    from edge.verifier import cascade_track
+
+    from .suite import _verifier_scorers
+
+    stage2 = _verifier_scorers(model_path, block)
+
+    def cascade(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        steps, probs = score(audio)
+        return cascade_track(steps, probs, stage2.config, stage2.chunk_scorer(audio))
+
+    return cascade, stage2.config.threshold, CASCADE
+
+
 def evaluate(args: argparse.Namespace, log=None) -> dict:
     log = log or sys.stderr
     from train.sources import ClipPool
@@ -243,10 +270,9 @@ def evaluate(args: argparse.Namespace, log=None) -> dict:
     model_path = Path(args.model)
     if not model_path.is_file():
         raise ModelError(f"{model_path}: model file not found")
-    if model_path.suffix == ".keras":
-        scorer, default_threshold = keras_scorer(model_path)
-    else:
-        scorer, default_threshold = tflite_scorer(model_path)
+    scorer, default_threshold, variant = scorer_for(model_path, verifier=not args.no_verifier)
+    if args.after_hours and variant == CASCADE:
+        raise DataError("--after-hours scores stage 1's state after hours of audio: add --no-verifier")
     positives = ClipPool.load("positive", args.positives, trim=True)
     negatives = ClipPool.load("negative", args.negatives)
     backgrounds = ClipPool.load("background", args.backgrounds) if args.backgrounds else None
@@ -284,6 +310,7 @@ def evaluate(args: argparse.Namespace, log=None) -> dict:
         }
     result = {
         "model": str(model_path),
+        "variant": variant,
         "positives": len(positives),
         "positive_sources": args.positives,
         "negative_sources": args.negatives,
@@ -308,7 +335,7 @@ def _seconds(value: float | None) -> str:
 
 
 def summary(result: dict) -> str:
-    lines = [f"model {result['model']}: {result['positives']} positives, {result['negative_hours']:.2f} h negatives"]
+    lines = [f"model {result['model']} ({result['variant']}): {result['positives']} positives, {result['negative_hours']:.2f} h negatives"]
     d = result["at_model_threshold"]
     lines.append(
         f"  at model threshold {d['threshold']:.3f}: FRR {d['frr']:.1%}, {d['fa_per_hour']:.2f} FA/h, "
@@ -344,7 +371,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --suite: open verifier candidates at this stage-1 probability instead of the model's (recall against cost)")
     p.add_argument("--hold-seconds", type=_non_negative, metavar="S",
                    help="with --suite: keep a candidate open this long instead of the model's")
-    p.add_argument("--no-verifier", action="store_true", help="with --suite: score stage 1 alone even if the model has a verifier")
+    p.add_argument("--no-verifier", action="store_true", help="score stage 1 alone even if the model has a verifier (default: the cascade, as edge-run runs it)")
     p.add_argument("--positives", nargs="+", metavar="DIR", help="folders of positive clips (required without --suite)")
     p.add_argument("--negatives", nargs="+", metavar="DIR", help="folders of negative audio (required without --suite)")
     p.add_argument("--backgrounds", nargs="+", metavar="DIR", help="folders of background noise mixed under the clips (default: none, clean)")

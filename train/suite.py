@@ -43,8 +43,8 @@ from edge.errors import AudioFormatError, DataError
 from edge.progress import Progress
 from train.sources import in_split, read_labels, says, wuw_split
 
-from .evaluate import (FA_TARGETS, HIT_AFTER_END_SECONDS, REFRACTORY_SECONDS, SECONDS_PER_HOUR, THRESHOLDS, count_events,
-                       fire_positions)
+from .evaluate import (CASCADE, FA_TARGETS, HIT_AFTER_END_SECONDS, REFRACTORY_SECONDS, SECONDS_PER_HOUR, STAGE1, THRESHOLDS,
+                       count_events, fire_positions)
 
 WUW_KEYWORDS = ("operator", "thinkengine", "onword", "wildfire", "voyager")
 PRECISE_WORDS = {"computer": "computer", "athena": "athena", "amelia": "amelia", "hey chatterbox": "heychatterbox"}
@@ -62,7 +62,7 @@ NOISE_EVAL_SPLIT, NOISE_TRAIN_SPLIT = "eval", "train"
 recipes train and augment with the ``train`` half only (``noise_spec``), so no noise recording is both heard in
 training and scored."""
 MIN_NEGATIVE_HOURS = 6.0
-STAGE1, CASCADE, STAGE2 = "stage 1", "cascade", "stage 2 continuous"
+STAGE2 = "stage 2 continuous"
 STAGE2_CONDITIONS = ("clean",)
 MAX_THRESHOLDS = 400
 TOP_THRESHOLDS = 100
