@@ -252,9 +252,9 @@ def scorer_for(model_path: Path, verifier: bool = True):
         return score, threshold, STAGE1
     from edge.verifier import cascade_track
 
-    from .suite import _verifier_scorers
+    from .suite import verifier_scorers
 
-    stage2 = _verifier_scorers(model_path, block)
+    stage2 = verifier_scorers(model_path, block)
 
     def cascade(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         steps, probs = score(audio)

@@ -474,7 +474,7 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
     word = config.word or meta.get("word")
     if not word:
         raise DataError(f"{config.model}: its metadata names no word; pass --word")
-    verifier = _verifier_scorers(config.model, meta["verifier"], config.verifier_overrides()) if config.verifier and "verifier" in meta else None
+    verifier = verifier_scorers(config.model, meta["verifier"], config.verifier_overrides()) if config.verifier and "verifier" in meta else None
     out = config.out
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -544,7 +544,7 @@ class VerifierScorers:
     chunk_scorer: Callable
 
 
-def _verifier_scorers(model: Path, block: dict, overrides: dict | None = None) -> VerifierScorers:
+def verifier_scorers(model: Path, block: dict, overrides: dict | None = None) -> VerifierScorers:
     from edge.verifier import load_verifier
     from train.verifier import verifier_scorer
 
