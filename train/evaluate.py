@@ -246,8 +246,10 @@ def scorer_for(model_path: Path, verifier: bool = True):
     the cascade where its metadata has a verifier (and ``verifier``), else stage 1."""
     if model_path.suffix == ".keras":
         return (*keras_scorer(model_path), STAGE1)
+    from edge.model import metadata_path
+
     score, threshold = tflite_scorer(model_path)
-    block = json.loads(model_path.with_suffix(".json").read_text()).get("verifier")
+    block = json.loads(metadata_path(model_path).read_text()).get("verifier")
     if block is None or not verifier:
         return score, threshold, STAGE1
     from edge.verifier import cascade_track

@@ -143,6 +143,9 @@ gained nothing (wildfire 6.2 -> 6.4 %, voyager 9.1 -> 11.9 %, computer 24.6 -> 3
 HEAD_WEIGHTS_SUFFIX = "-verifier.weights.h5"
 """The float head's weights beside the model (``edge-enroll`` adapts them; the device never reads them)."""
 HEAD_SUFFIX = "-verifier.tflite"
+"""The int8 head beside the model (what the device runs)."""
+LAYER_NORM_EPSILON = 1e-3
+"""Keras' LayerNormalization default; the TFLite head uses the same."""
 
 
 def head_path_for(model: Path) -> Path:
@@ -153,8 +156,6 @@ def head_path_for(model: Path) -> Path:
 def weights_path_for(model: Path) -> Path:
     """The float head's weights beside a step model (``MODEL-verifier.weights.h5``)."""
     return model.with_name(f"{model.stem}{HEAD_WEIGHTS_SUFFIX}")
-LAYER_NORM_EPSILON = 1e-3
-"""Keras' LayerNormalization default; the TFLite head uses the same."""
 
 
 @dataclass(frozen=True)
