@@ -35,6 +35,7 @@ from .averaging import AverageConfig, WeightAverage
 from .dataset import load_dataset, manifest_hash
 from .model import ModelConfig, build_model
 from .quiet_tf import quiet_tensorflow
+from .freqwarp import FreqWarp, FreqWarpConfig
 from .specaugment import SpecAugment, SpecAugmentConfig
 
 STATE_FILE = "state.json"
@@ -55,6 +56,8 @@ class TrainConfig:
     """A trained ``.keras`` model of the same shape to start from (fine-tuning)."""
     spec_augment: SpecAugmentConfig | None = None
     """Mask random time and channel bands of the training batches (never of validation)."""
+    freq_warp: FreqWarpConfig | None = None
+    """Warp each training clip's channels as if its talker's formants were moved (``train/freqwarp.py``)."""
     average: AverageConfig | None = None
     """Validate, keep and convert a moving average of the weights over batches (``train/averaging.py``)."""
 
@@ -86,6 +89,7 @@ class Batches:
         self.frames = clip_frames(feats.shape[1])
         self.epoch = 0
         self._masks = SpecAugment(config.spec_augment, config.seed) if shuffle and config.spec_augment else None
+        self._warp = FreqWarp(config.freq_warp, config.seed) if shuffle and config.freq_warp else None
         self._plan = self._make_plan()
 
     def _make_plan(self) -> list[np.ndarray]:
@@ -113,6 +117,8 @@ class Batches:
         x = self.feats[groups][:, :, : self.frames, :]  # (b, k, frames, ch)
         b, k = groups.shape
         x = x.reshape(b, k * self.frames, -1).astype(np.float32) * np.float32(MODEL_INPUT_SCALE)
+        if self._warp is not None:
+            x = self._warp.process(x, k, self.epoch, i)
         if self._masks is not None:
             x = self._masks.process(x, k, self.epoch, i)
         y = np.stack([concat_labels(self.labels[g], self.frames) for g in groups])[..., None]
@@ -307,6 +313,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--init", metavar="MODEL.keras", help="start from this trained model's weights (fine-tuning)")
     p.add_argument("--spec-augment", action="store_true",
                    help="mask random time and channel bands of the training batches (SpecAugment; train/specaugment.py)")
+    p.add_argument("--freq-warp", action="store_true",
+                   help="warp each training clip's channels by a factor of 0.9-1.1, as if its talker's vocal tract "
+                        "were shorter or longer (VTLP; train/freqwarp.py)")
     p.add_argument("--average-weights", action="store_true",
                    help="validate, keep and convert a moving average of the weights over batches (train/averaging.py)")
     p.add_argument("--average-decay", type=_decay, default=AverageConfig.decay,
@@ -316,6 +325,7 @@ def main(argv: list[str] | None = None) -> int:
     mc = ModelConfig(filters=args.filters, gru_units=args.units, dropout=args.dropout, learning_rate=args.lr)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed,
                      init=args.init, spec_augment=SpecAugmentConfig() if args.spec_augment else None,
+                     freq_warp=FreqWarpConfig() if args.freq_warp else None,
                      average=AverageConfig(args.average_decay) if args.average_weights else None)
     code, best = run_guarded("edge-train", train, args.data, args.val, args.out, mc, tc, resumable=True)
     if code is not None:
