@@ -397,6 +397,9 @@ def test_edge_word_trains_both_rounds_with_spec_augment_unless_told_not_to(tmp_p
     rounds = 2 * recipe.members  # every member trains in both rounds
     assert len(on) == rounds and all("--spec-augment" in cmd for cmd in on)
     assert len(off) == rounds and not any("--spec-augment" in cmd for cmd in off)
+    assert not any("--freq-warp" in cmd for cmd in on)  # an option, off unless asked for
+    warped = training_commands(replace(recipe, freq_warp=True))
+    assert len(warped) == rounds and all("--freq-warp" in cmd and "--spec-augment" in cmd for cmd in warped)
     first = on[0]
     assert first[first.index("--epochs") + 1] == str(recipe.epochs) and first[first.index("--patience") + 1] == str(recipe.patience)
 

@@ -80,7 +80,7 @@ MAX_THRESHOLD = 0.999999
 THRESHOLD_DIGITS = 7
 ROUND1_CONDITIONS = "clean"
 CHILD_STOP_SECONDS = 10.0
-ABSENT_MEANS = {"new_voices": 0, "members": 1, "noise_floor_dbfs": None}
+ABSENT_MEANS = {"new_voices": 0, "members": 1, "noise_floor_dbfs": None, "freq_warp": False}
 """What a setting added after a work folder was made meant for that folder (its recipe.json lacks the key)."""
 
 
@@ -105,6 +105,11 @@ class WordRecipe:
     """SpecAugment in both training rounds (``edge-train --spec-augment``). Measured on wildfire's round 1, stage 1
     alone on the suite, clean, FRR at 0.1 / 0.5 / 1 FA/h: 8 epochs without it 80.2 / 72.6 / 55.0 %; 24 epochs
     (early stop after 14) without it 100 / 74.4 / 65.1 %; with it (stop after 17) 72.9 / 54.1 / 44.8 %."""
+    freq_warp: bool = False
+    """Vocal tract length perturbation of the training clips in both rounds (``edge-train --freq-warp``). Off by
+    default: round 1 (two members, same data and seeds), stage 1 alone, clean suite, FRR at 1 / 2 / 5 FA/h, voyager
+    56.0 / 45.0 / 32.6 -> 36.4 / 28.1 / 20.5 %, wildfire 33.5 / 20.8 / 15.2 -> 49.7 / 34.8 / 23.5 % (models/README.md,
+    2026-12-06): a large gain on one word and a large loss on the other."""
     tune_epochs: int = 3
     members: int = 2
     """Stage-1 models trained with other seeds and merged into one (``train.ensemble``: the mean of their logits, each
@@ -208,7 +213,8 @@ class Step:
 
 
 def _masking(recipe: WordRecipe) -> tuple[str, ...]:
-    return ("--spec-augment",) if recipe.spec_augment else ()
+    """The training-batch augmentations both rounds use."""
+    return (("--spec-augment",) if recipe.spec_augment else ()) + (("--freq-warp",) if recipe.freq_warp else ())
 
 
 def _run_dir(recipe: WordRecipe, run: str, member: int) -> Path:
@@ -422,6 +428,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=d.patience,
                    help=f"stop training after this many epochs without a better validation loss (default {d.patience})")
     p.add_argument("--no-spec-augment", action="store_true", help="train without SpecAugment (masked time and channel bands)")
+    p.add_argument("--freq-warp", action="store_true",
+                   help="warp the training clips' channels as if their talkers' vocal tracts were 10 %% shorter or longer "
+                        "(off by default: it helped one word and hurt another; see models/README.md)")
     p.add_argument("--tune-epochs", type=int, default=d.tune_epochs, help=f"fine-tuning epochs, round 2 (default {d.tune_epochs})")
     p.add_argument("--members", type=int, default=d.members,
                    help=f"stage-1 models trained with other seeds and merged into one ensemble (default {d.members})")
@@ -485,7 +494,7 @@ def recipe_from(args: argparse.Namespace) -> WordRecipe:
     debian = args.debian or found.debian
     recipe = WordRecipe(word=word, out=args.out or Path("data") / "_".join(word.lower().split()), shared=shared, debian=debian,
                         tts_positives=args.tts_positives, tts_negatives=args.tts_negatives, new_voices=args.new_voices, count=args.count, val_count=args.val_count,
-                        epochs=args.epochs, patience=args.patience, spec_augment=not args.no_spec_augment,
+                        epochs=args.epochs, patience=args.patience, spec_augment=not args.no_spec_augment, freq_warp=args.freq_warp,
                         tune_epochs=args.tune_epochs, members=args.members, target_fa_per_hour=args.target_fa, seed=args.seed,
                         noise_floor_dbfs=_floor(args.noise_floor_dbfs),
                         suite=not args.no_suite, extra_positives=tuple(args.positives), verifier=not args.no_verifier,
