@@ -33,9 +33,9 @@ from edge.helpformat import HelpFormatter
 
 from .averaging import AverageConfig, WeightAverage
 from .dataset import load_dataset, manifest_hash
+from .freqwarp import FreqWarp, FreqWarpConfig
 from .model import ModelConfig, build_model
 from .quiet_tf import quiet_tensorflow
-from .freqwarp import FreqWarp, FreqWarpConfig
 from .specaugment import SpecAugment, SpecAugmentConfig
 
 STATE_FILE = "state.json"
