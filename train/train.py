@@ -41,6 +41,8 @@ from .specaugment import SpecAugment, SpecAugmentConfig
 STATE_FILE = "state.json"
 CHECKPOINT = "checkpoint.keras"
 BEST = "model.keras"
+EPOCHS_DIR = "epochs"
+"""With ``TrainConfig.keep_epochs``: every epoch's model, ``epochs/epoch-NN.keras`` (NN from 01)."""
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ class TrainConfig:
     """Warp each training clip's channels as if its talker's formants were moved (``train/freqwarp.py``)."""
     average: AverageConfig | None = None
     """Validate, keep and convert a moving average of the weights over batches (``train/averaging.py``)."""
+    keep_epochs: bool = False
+    """Also save each epoch's model (the one validated) under ``EPOCHS_DIR``, to choose among them later."""
 
 
 def clip_frames(n_frames: int) -> int:
@@ -219,6 +223,9 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
                 model.save(out_dir / BEST)
         else:
             state["wait"] += 1
+        if config.keep_epochs:
+            with _averaged(average, model):
+                model.save(epoch_path(out_dir, epoch + 1))
         state["peak_rss_mb"] = round(peak_rss_mb(), 1)
         if average is not None:
             average.save(out_dir)
@@ -231,6 +238,13 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
     state["finished"] = True
     state_path.write_text(json.dumps(state, indent=1))
     return out_dir / BEST
+
+
+def epoch_path(out_dir: Path, epoch: int) -> Path:
+    """Where ``keep_epochs`` saves the model of ``epoch`` (counted from 1)."""
+    folder = Path(out_dir) / EPOCHS_DIR
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder / f"epoch-{epoch:02d}.keras"
 
 
 def _averaged(average: WeightAverage | None, model):
@@ -320,13 +334,16 @@ def main(argv: list[str] | None = None) -> int:
                    help="validate, keep and convert a moving average of the weights over batches (train/averaging.py)")
     p.add_argument("--average-decay", type=_decay, default=AverageConfig.decay,
                    help="with --average-weights: weight of the old average at each batch")
+    p.add_argument("--keep-epochs", action="store_true",
+                   help="also save every epoch's model as OUT/epochs/epoch-NN.keras (to choose among them later)")
     args = p.parse_args(argv)
     quiet_tensorflow()
     mc = ModelConfig(filters=args.filters, gru_units=args.units, dropout=args.dropout, learning_rate=args.lr)
     tc = TrainConfig(epochs=args.epochs, batch_size=args.batch_size, patience=args.patience, seed=args.seed,
                      init=args.init, spec_augment=SpecAugmentConfig() if args.spec_augment else None,
                      freq_warp=FreqWarpConfig() if args.freq_warp else None,
-                     average=AverageConfig(args.average_decay) if args.average_weights else None)
+                     average=AverageConfig(args.average_decay) if args.average_weights else None,
+                     keep_epochs=args.keep_epochs)
     code, best = run_guarded("edge-train", train, args.data, args.val, args.out, mc, tc, resumable=True)
     if code is not None:
         return code
