@@ -90,3 +90,14 @@ class WeightAverage:
             self.weights = [z[f"w{i}"].astype(np.float32) for i in range(n)]
             self.batches = int(z[COUNT_KEY])
         return True
+
+
+def mean_weights(models: list[list[np.ndarray]]) -> list[np.ndarray]:
+    """The element-wise mean of several models' weights (batch-norm statistics included), in float64, as float32."""
+    if not models:
+        raise DataError("no models to average")
+    shapes = [[w.shape for w in m] for m in models]
+    if any(s != shapes[0] for s in shapes):
+        raise DataError("the models to average have different layers")
+    return [np.mean([np.asarray(m[i], np.float64) for m in models], axis=0).astype(np.float32) for i in range(len(models[0]))]
+

@@ -31,7 +31,7 @@ from edge.features import MODEL_INPUT_SCALE, NOISE_FLOOR_KEY
 from edge.geometry import DEFAULT_GEOMETRY
 from edge.helpformat import HelpFormatter
 
-from .averaging import AverageConfig, WeightAverage
+from .averaging import AverageConfig, WeightAverage, mean_weights
 from .dataset import load_dataset, manifest_hash
 from .freqwarp import FreqWarp, FreqWarpConfig
 from .model import ModelConfig, build_model
@@ -64,6 +64,9 @@ class TrainConfig:
     """Validate, keep and convert a moving average of the weights over batches (``train/averaging.py``)."""
     keep_epochs: bool = False
     """Also save each epoch's model (the one validated) under ``EPOCHS_DIR``, to choose among them later."""
+    epoch_average_from: int | None = None
+    """Keep the mean of the weights of epochs N..last (stochastic weight averaging) instead of the lowest-val-loss
+    epoch; implies ``keep_epochs`` and trains every epoch (no early stop). Measured: ``models/README.md``, 2026-12-06."""
 
 
 def clip_frames(n_frames: int) -> int:
@@ -170,6 +173,8 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
     if vfrontend != frontend:
         raise DataError(f"the validation data was made with another frontend than the training data ({_floor_of(vfrontend)} "
                         f"against {_floor_of(frontend)}): build both with the same --noise-floor-dbfs")
+    if config.epoch_average_from is not None and not 1 <= config.epoch_average_from <= config.epochs:
+        raise DataError(f"--epoch-average {config.epoch_average_from}: must lie between 1 and --epochs {config.epochs}")
     keras.utils.set_random_seed(config.seed)
     state_path = out_dir / STATE_FILE
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
@@ -223,7 +228,7 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
                 model.save(out_dir / BEST)
         else:
             state["wait"] += 1
-        if config.keep_epochs:
+        if config.keep_epochs or config.epoch_average_from is not None:
             with _averaged(average, model):
                 model.save(epoch_path(out_dir, epoch + 1))
         state["peak_rss_mb"] = round(peak_rss_mb(), 1)
@@ -232,12 +237,25 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
         model.save(out_dir / CHECKPOINT)
         state_path.write_text(json.dumps(state, indent=1))
         _log_epoch(out_dir, state, log)
-        if state["wait"] >= config.patience:
+        if state["wait"] >= config.patience and config.epoch_average_from is None:
             print(f"edge-train: early stop after epoch {epoch + 1} (no val improvement for {config.patience})", file=log)
             break
+    if config.epoch_average_from is not None:
+        state["kept"] = _keep_epoch_average(model, out_dir, config.epoch_average_from, state["epoch"], val_b, log)
     state["finished"] = True
     state_path.write_text(json.dumps(state, indent=1))
     return out_dir / BEST
+
+
+def _keep_epoch_average(model, out_dir: Path, first: int, last: int, val_b: "Batches", log) -> dict:
+    """Save the mean weights of the kept epochs ``first..last`` as the run's model; its validation loss."""
+    from convert.convert import load_keras
+
+    model.set_weights(mean_weights([load_keras(epoch_path(out_dir, e)).get_weights() for e in range(first, last + 1)]))
+    val_loss = run_epoch(model, val_b, training=False)
+    model.save(out_dir / BEST)
+    print(f"edge-train: kept the mean weights of epochs {first}-{last} (val_loss {val_loss:.4f})", file=log, flush=True)
+    return {"epoch_average": [first, last], "val_loss": val_loss}
 
 
 def epoch_path(out_dir: Path, epoch: int) -> Path:
@@ -334,6 +352,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="validate, keep and convert a moving average of the weights over batches (train/averaging.py)")
     p.add_argument("--average-decay", type=_decay, default=AverageConfig.decay,
                    help="with --average-weights: weight of the old average at each batch")
+    p.add_argument("--epoch-average", type=int, metavar="N",
+                   help="keep the mean of the weights of epochs N to the last (stochastic weight averaging) instead of "
+                        "the epoch with the lowest validation loss; trains every epoch (no early stop)")
     p.add_argument("--keep-epochs", action="store_true",
                    help="also save every epoch's model as OUT/epochs/epoch-NN.keras (to choose among them later)")
     args = p.parse_args(argv)
@@ -343,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
                      init=args.init, spec_augment=SpecAugmentConfig() if args.spec_augment else None,
                      freq_warp=FreqWarpConfig() if args.freq_warp else None,
                      average=AverageConfig(args.average_decay) if args.average_weights else None,
-                     keep_epochs=args.keep_epochs)
+                     keep_epochs=args.keep_epochs, epoch_average_from=args.epoch_average)
     code, best = run_guarded("edge-train", train, args.data, args.val, args.out, mc, tc, resumable=True)
     if code is not None:
         return code
