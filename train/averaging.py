@@ -100,4 +100,3 @@ def mean_weights(models: list[list[np.ndarray]]) -> list[np.ndarray]:
     if any(s != shapes[0] for s in shapes):
         raise DataError("the models to average have different layers")
     return [np.mean([np.asarray(m[i], np.float64) for m in models], axis=0).astype(np.float32) for i in range(len(models[0]))]
-

@@ -247,7 +247,7 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
     return out_dir / BEST
 
 
-def _keep_epoch_average(model, out_dir: Path, first: int, last: int, val_b: "Batches", log) -> dict:
+def _keep_epoch_average(model, out_dir: Path, first: int, last: int, val_b: Batches, log) -> dict:
     """Save the mean weights of the kept epochs ``first..last`` as the run's model; its validation loss."""
     from convert.convert import load_keras
 
