@@ -68,6 +68,11 @@ class TrainConfig:
     """Keep the mean of the weights of epochs N..last (stochastic weight averaging) instead of the lowest-val-loss
     epoch; implies ``keep_epochs`` and trains every epoch (no early stop). Measured: ``models/README.md``, 2026-12-06."""
 
+    @property
+    def saves_epochs(self) -> bool:
+        """Each epoch's model is saved under ``EPOCHS_DIR`` (asked for, or needed for the epoch average)."""
+        return self.keep_epochs or self.epoch_average_from is not None
+
 
 def clip_frames(n_frames: int) -> int:
     """Frames kept per clip so clips laid end to end stay on the step grid (multiple of the stride)."""
@@ -228,7 +233,8 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
                 model.save(out_dir / BEST)
         else:
             state["wait"] += 1
-        if config.keep_epochs or config.epoch_average_from is not None:
+        if config.saves_epochs:
+            (out_dir / EPOCHS_DIR).mkdir(exist_ok=True)
             with _averaged(average, model):
                 model.save(epoch_path(out_dir, epoch + 1))
         state["peak_rss_mb"] = round(peak_rss_mb(), 1)
@@ -260,9 +266,7 @@ def _keep_epoch_average(model, out_dir: Path, first: int, last: int, val_b: Batc
 
 def epoch_path(out_dir: Path, epoch: int) -> Path:
     """Where ``keep_epochs`` saves the model of ``epoch`` (counted from 1)."""
-    folder = Path(out_dir) / EPOCHS_DIR
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder / f"epoch-{epoch:02d}.keras"
+    return Path(out_dir) / EPOCHS_DIR / f"epoch-{epoch:02d}.keras"
 
 
 def _averaged(average: WeightAverage | None, model):
