@@ -8,10 +8,10 @@ import sys
 import numpy as np
 import pytest
 
-from edge.audio import read_audio
-from edge.cli import main
+from edge.audio import SAMPLE_RATE, read_audio
+from edge.cli import END_SILENCE_SECONDS, main
 
-from .paths import ACTIVATE, DEV
+from .paths import ACTIVATE, DEV, REPO
 from .tiny import tiny
 
 CLIP = DEV / "coursera__1.wav"
@@ -37,7 +37,10 @@ def test_file_run_prints_json_and_writes_chime_and_plot(t, tmp_path, capsys):
     lines = [json.loads(l) for l in out.splitlines()]
     assert all(set(l) == {"time", "sample", "score", "model"} for l in lines)
     audio, chimed = read_audio(CLIP), read_audio(out_wav)
-    assert chimed.size == audio.size
+    chime = read_audio(ACTIVATE / "chime.wav")
+    past_end = [l["sample"] + chime.size for l in lines if l["sample"] >= audio.size]  # detections in the end silence
+    assert chimed.size == max([audio.size, *past_end])
+    audio = np.concatenate([audio, np.zeros(chimed.size - audio.size, np.int16)])
     differs = np.flatnonzero(chimed != audio)
     if lines:
         assert differs.size and differs[0] >= lines[0]["sample"]
@@ -74,6 +77,8 @@ def test_exec_action_runs_for_each_detection(t, tmp_path, capsys):
         (["--http", "not a url", "--input", str(CLIP)], "http"),
         (["--threshold", "1.5", "--input", str(CLIP)], "threshold"),
         (["--plot", "x.png"], "--input"),
+        (["--end-silence", "-1", "--input", str(CLIP)], "--end-silence"),
+        (["--end-silence", "nan", "--input", str(CLIP)], "--end-silence"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(t, args, message, capsys):
@@ -83,6 +88,29 @@ def test_bad_input_is_one_line_and_exit_2(t, args, message, capsys):
     lines = [l for l in err.splitlines() if l.startswith("edge-run: error:")]
     assert rc == 2 and len(lines) == 1 and message in lines[0]
     assert "Traceback" not in err
+
+
+def test_a_word_that_ends_the_file_is_found_in_the_end_silence(capsys):
+    """A real one-word clip ends 0.01 s after "activate" does: the shipped model decides after the word, so
+    without the silence run after the input it never fires; with it, it fires once, past the file's end."""
+    clip = ACTIVATE / "positives" / "coursera__1.wav"
+    base = ["--model", str(REPO / "models" / "activate.tflite"), "--input", str(clip), "--json"]
+    rc, out, _ = run_cli(base + ["--end-silence", "0"], capsys)
+    assert rc == 0 and out == ""
+    rc, out, _ = run_cli(base, capsys)
+    hits = [json.loads(l) for l in out.splitlines()]
+    size = read_audio(clip).size
+    assert rc == 0 and len(hits) == 1 and size <= hits[0]["sample"] <= size + END_SILENCE_SECONDS * SAMPLE_RATE
+
+
+def test_the_chime_of_a_detection_past_the_end_is_written(tmp_path, capsys):
+    clip, out_wav = ACTIVATE / "positives" / "coursera__1.wav", tmp_path / "c.wav"
+    rc, out, _ = run_cli(["--model", str(REPO / "models" / "activate.tflite"), "--input", str(clip), "--json",
+                          "--chime-out", str(out_wav), "--chime-sound", str(ACTIVATE / "chime.wav")], capsys)
+    (hit,) = [json.loads(l) for l in out.splitlines()]
+    audio, chimed, chime = read_audio(clip), read_audio(out_wav), read_audio(ACTIVATE / "chime.wav")
+    assert rc == 0 and chimed.size == hit["sample"] + chime.size > audio.size
+    assert np.array_equal(chimed[: audio.size], audio) and np.any(chimed[hit["sample"]:])
 
 
 def test_wrong_wav_format_is_one_line(t, tmp_path, capsys):
