@@ -184,8 +184,7 @@ class Runner:
 
     def run(self) -> None:
         for chunk in self.source:
-            for detection in self.pipeline.process(chunk):
-                self.handler.handle(detection)
+            self._feed(chunk)
             if self.notifier is not None:
                 self.notifier.alive(self.pipeline.samples_seen)
             if self.verbose:
@@ -194,8 +193,11 @@ class Runner:
     def finish(self, samples: int) -> None:
         """The input has ended: run ``samples`` of digital silence after it (``END_SILENCE_SECONDS``)."""
         for first in range(0, samples, END_SILENCE_CHUNK):
-            for detection in self.pipeline.process(np.zeros(min(END_SILENCE_CHUNK, samples - first), np.int16)):
-                self.handler.handle(detection)
+            self._feed(np.zeros(min(END_SILENCE_CHUNK, samples - first), np.int16))
+
+    def _feed(self, chunk: np.ndarray) -> None:
+        for detection in self.pipeline.process(chunk):
+            self.handler.handle(detection)
 
     def _meter(self) -> None:
         """Log the highest score of each finished second (trace entries are dropped after
