@@ -25,6 +25,7 @@ from edge.model import StreamingModel, default_model_path
 from edge.pipeline import Pipeline
 from edge.verifier import (STAGE1_LOGIT_LIMIT, Cascade, Stage1Peak, VerifierConfig, VerifierHead, cascade_for, cascade_track,
                            load_verifier, peak_logits, sigmoid, stage1_logit, verify_chunk)
+from train.verifier import CANDIDATE_THRESHOLD, MINE_THRESHOLD
 
 from .paths import ACTIVATE, DATA, DEV, REPO, TF_NOISE
 
@@ -135,7 +136,9 @@ def test_edge_verifier_writes_one_versioned_metadata_file(toy):
     assert block["stage1_weight"] == 1.0 and block["peak_seconds"] == 1.0  # the score fuses stage 1's peak logit
     assert (model.parent / block["head"]).is_file()
     assert block["embedding"] == find_embedding_files().describe()
-    assert 0 < block["threshold"] < 1 and 0 < block["candidate_threshold"] < 1
+    assert 0 < block["threshold"] < 1 and block["candidate_threshold"] == CANDIDATE_THRESHOLD == 0.2
+    # the head learns from windows mined below the gate (what a noisier room lifts over it)
+    assert block["training"]["mine_threshold"] == MINE_THRESHOLD == 0.05
     assert block["training"]["parity"]["decision_agreement"] >= 0.95
     assert block["calibration"]["negative_hours"] > 0
     assert block["calibration"]["conditions"] == ["clean", "augmented"]  # the held-out audio twice: as it is, and in rooms and noise
@@ -348,13 +351,22 @@ def test_threshold_only_resets_the_threshold_for_another_fusion_weight(toy, tmp_
     assert done.returncode == 0 and "Traceback" not in done.stderr, done.stderr[-2000:]
     after = json.loads((tmp_path / "toy.json").read_text())["verifier"]
     assert after["version"] == 1 and "stage1_weight" not in after and after["head_sha256"] == before["head_sha256"]
+    assert after["candidate_threshold"] == before["candidate_threshold"]  # the gate stays unless asked
     assert after["training"] == before["training"] and after["calibration"]["negative_hours"] > 0
     assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["toy.tflite", "toy.json", before["head"]])  # nothing trained or left
     done = subprocess.run(line + ["--stage1-weight", "2"], capture_output=True, text=True, timeout=600, cwd=REPO)
     again = json.loads((tmp_path / "toy.json").read_text())["verifier"]
     assert done.returncode == 0 and again["version"] == 2 and again["stage1_weight"] == 2.0
     assert load_verifier(tmp_path / "toy.tflite", again)[1].stage1_weight == 2.0
-    for bad, says in ((["--stage1-weight", "-1"], "--stage1-weight must be"), ([], "--positives and --out are needed")):
+    # --candidate-threshold moves the gate: a narrower gate verifies a subset of the same chunks
+    done = subprocess.run(line + ["--stage1-weight", "2", "--candidate-threshold", "0.6"], capture_output=True, text=True,
+                          timeout=600, cwd=REPO)
+    narrow = json.loads((tmp_path / "toy.json").read_text())["verifier"]
+    assert done.returncode == 0 and narrow["candidate_threshold"] == 0.6 and "candidates at 0.6" in done.stderr
+    assert load_verifier(tmp_path / "toy.tflite", narrow)[1].candidate_threshold == 0.6
+    assert narrow["calibration"]["verifications_per_hour"] < again["calibration"]["verifications_per_hour"]
+    for bad, says in ((["--stage1-weight", "-1"], "--stage1-weight must be"), ([], "--positives and --out are needed"),
+                      (["--candidate-threshold", "1.5"], "--candidate-threshold must be between 0 and 1")):
         args = line[:5] if not bad else line + bad  # without --threshold-only, or with a bad weight
         done = subprocess.run(args, capture_output=True, text=True, timeout=120, cwd=REPO)
         assert done.returncode != 0 and says in done.stderr and "Traceback" not in done.stderr, done.stderr

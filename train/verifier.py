@@ -8,8 +8,8 @@ Steps, each resumed from its file in ``--out`` when the command is run again:
  1. ``examples.npz``  embedding windows (``edge.embedding``): the word in context (TTS and any
                       recordings, with noise, rooms and channel effects), hard negatives in
                       context, dense windows of real negative *training* audio (the ``:fit``
-                      part), and every window where stage 1 opens a candidate on that audio
-                      (its false accepts, mined)
+                      part), and every window where stage 1 reaches ``MINE_THRESHOLD`` on
+                      that audio (its near and false accepts, mined)
  2. ``head.keras``    a small MLP over the ``window`` embeddings (``DEFAULT_HEAD``; ``--layer-norm``:
                       ``NORMED_HEAD``), trained on those windows
  3. the int8 head     ``MODEL-verifier.tflite`` beside the model, parity-checked against Keras,
@@ -20,7 +20,8 @@ Steps, each resumed from its file in ``--out`` when the command is run again:
 
 The verifier's score fuses the head's logit with stage 1's peak logit (``--stage1-weight``,
 see ``edge.verifier.VerifierConfig``). ``--threshold-only`` sets the threshold again for the
-head a model already has (no examples, no training), e.g. to switch fusion on or off:
+head a model already has (no examples, no training), e.g. to switch fusion on or off, or
+to move its candidate gate (``--candidate-threshold``):
 
     edge-verifier --model models/activate.tflite --threshold-only --stage1-weight 1
 """
@@ -58,6 +59,7 @@ from .vocal_tract import VocalTractConfig, warp_formants
 
 EXAMPLES_FILE = "examples.npz"
 VTLP_KEY = "vocal_tract"
+MINE_KEY = "mine_threshold"
 VTLP = VocalTractConfig()
 """``--vtlp``: formants warped by 0.88-1.14 on 80 % of the words (``train.vocal_tract``). Off by default:
 on voyager (2026-12-06) it did not improve the fused cascade at 0.5 FA/h and made the
@@ -71,6 +73,14 @@ POSITIVE_LEAD_SECONDS = 0.16
 """Windows that end from this long before the word's end ... """
 DENSE_STRIDE_CHUNKS = 2
 """Dense negative windows: one every 160 ms of the real training audio."""
+CANDIDATE_THRESHOLD = 0.2
+"""Stage-1 probability that opens a candidate on the device (and in the calibration). Measured on
+the suite (models/README.md, 2026-12-07): from 0.05 to 0.2 the verifier computes 56-63 % fewer
+embeddings on speech and music, for 0.5-0.8 points more misses at 0.5 and 1 FA/h."""
+MINE_THRESHOLD = 0.05
+"""Stage-1 probability from which windows of the real training audio are mined as negatives for
+the head: the gate of before 2026-12-07, kept for training (the heads measured at the new gate were
+trained so), and below the gate, so the head also learns what a noisier room lifts over it."""
 NOISE_PROB = 0.6
 SNR_DB = (0.0, 25.0)
 REVERB_PROB = 0.3
@@ -170,7 +180,8 @@ class VerifierRecipe:
     positive_examples: int = 2500
     hard_examples: int = 1500
     negative_hours: float = 1.5
-    candidate_threshold: float = 0.05
+    candidate_threshold: float = CANDIDATE_THRESHOLD
+    mine_threshold: float = MINE_THRESHOLD
     hold_seconds: float = 0.48
     window: int = 16
     target_fa_per_hour: float = 0.5
@@ -319,9 +330,10 @@ def build_examples(recipe: VerifierRecipe) -> dict:
                                 recipe.vocal_tract)
     score, _ = tflite_scorer(recipe.model)
     parts = {"clean": stream, "augmented": augmented_blocks(stream, augment, rng)}
-    dense, mined = negative_windows(score, parts, emb, config, DENSE_STRIDE_CHUNKS, "real negatives")
+    mining = dataclasses.replace(config, candidate_threshold=recipe.mine_threshold)
+    dense, mined = negative_windows(score, parts, emb, mining, DENSE_STRIDE_CHUNKS, "real negatives")
     return {"positives": pos, "hard": hard, "dense": dense, "mined": mined, "negative_hours": stream.size / SAMPLE_RATE / 3600,
-            VTLP_KEY: vtlp_record(recipe.vocal_tract)}
+            VTLP_KEY: vtlp_record(recipe.vocal_tract), MINE_KEY: np.float64(recipe.mine_threshold)}
 
 
 def vtlp_record(vocal_tract: VocalTractConfig) -> np.ndarray:
@@ -593,6 +605,7 @@ def run(recipe: VerifierRecipe) -> dict:
         stats_file.write_text(json.dumps(stats, indent=1))
     training = json.loads(stats_file.read_text())
     training["vocal_tract"] = vtlp_of(examples)
+    training[MINE_KEY] = float(examples.get(MINE_KEY, MINE_THRESHOLD))  # files from before 2026-12-07: mined at 0.05 too
     training["parity"] = convert_head(head_keras, examples, recipe.head_path)
     shape = save_weights(head_keras, recipe.weights_path)  # a resumed run's head may predate a new --layer-norm
     (recipe.out / PARITY_FILE).write_text(json.dumps(training["parity"], indent=1))
@@ -602,9 +615,9 @@ def run(recipe: VerifierRecipe) -> dict:
     return write_metadata(recipe, calibration, training, scale, shape)
 
 
-def recalibrate(recipe: VerifierRecipe) -> dict:
-    """A new threshold (and fusion setting) for the verifier the model's metadata names; its head,
-    candidate gate and training record stay."""
+def recalibrate(recipe: VerifierRecipe, gate: float | None = None) -> dict:
+    """A new threshold (and fusion setting) for the verifier the model's metadata names; its head
+    and training record stay, and so does its candidate gate unless ``gate`` moves it."""
     meta_file = recipe.model.with_suffix(".json")
     meta = json.loads(meta_file.read_text())
     if "verifier" not in meta:
@@ -612,9 +625,10 @@ def recalibrate(recipe: VerifierRecipe) -> dict:
     if not recipe.calibration:
         raise DataError("--threshold-only needs held-out audio (--calibration, or the default :holdout audio)")
     spec = VerifierSpec.from_metadata(meta["verifier"], recipe.model)
-    config = dataclasses.replace(spec.config, stage1_weight=recipe.stage1_weight)
+    config = dataclasses.replace(spec.config, stage1_weight=recipe.stage1_weight,
+                                 candidate_threshold=spec.config.candidate_threshold if gate is None else gate)
     head = VerifierHead(spec.head, spec.head_sha256, config.window, score_scale=config.score_scale)
-    block = {k: v for k, v in meta["verifier"].items() if k not in FUSION_KEYS}
+    block = {k: v for k, v in meta["verifier"].items() if k not in FUSION_KEYS} | {"candidate_threshold": config.candidate_threshold}
     meta["verifier"] = block | fusion_block(config, calibrate(recipe, head, config))
     return _write_block(meta_file, meta)
 
@@ -641,8 +655,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--positive-examples", type=int, default=d.positive_examples, help=f"words in context (default {d.positive_examples})")
     p.add_argument("--hard-examples", type=int, default=d.hard_examples, help=f"hard negatives in context (default {d.hard_examples})")
     p.add_argument("--negative-hours", type=float, default=d.negative_hours, help=f"hours of real negative audio (default {d.negative_hours:g})")
-    p.add_argument("--candidate-threshold", type=float, default=d.candidate_threshold,
-                   help=f"stage-1 probability that opens a candidate (default {d.candidate_threshold:g})")
+    p.add_argument("--candidate-threshold", type=float, metavar="P",
+                   help=f"stage-1 probability that opens a candidate (default {d.candidate_threshold:g}; with --threshold-only: "
+                        "the model's, unless given)")
     p.add_argument("--target-fa", type=float, default=d.target_fa_per_hour,
                    help=f"false accepts per hour the threshold is set for, on held-out audio (default {d.target_fa_per_hour:g})")
     p.add_argument("--epochs", type=int, default=d.epochs, help=f"training epochs (default {d.epochs})")
@@ -676,7 +691,8 @@ def recipe_from(args: argparse.Namespace) -> VerifierRecipe:
                           negatives=tuple(args.negatives or real_negatives(base)), hard_negatives=tuple(args.hard_negatives),
                           calibration=tuple(calibration_negatives(base) if args.calibration is None else args.calibration),
                           noise=tuple(noise), positive_examples=args.positive_examples, hard_examples=args.hard_examples,
-                          negative_hours=args.negative_hours, candidate_threshold=args.candidate_threshold,
+                          negative_hours=args.negative_hours,
+                          candidate_threshold=VerifierRecipe.candidate_threshold if args.candidate_threshold is None else args.candidate_threshold,
                           target_fa_per_hour=args.target_fa, epochs=args.epochs, seed=args.seed, stage1_weight=args.stage1_weight,
                           head=NORMED_HEAD if args.layer_norm else DEFAULT_HEAD, vocal_tract=VTLP if args.vtlp else VTLP_OFF)
 
@@ -687,7 +703,10 @@ def _command(args: argparse.Namespace) -> int:
         raise DataError(f"--stage1-weight must be a number from 0 to {MAX_STAGE1_WEIGHT:g}, got {args.stage1_weight}")
     if not args.threshold_only and (not args.positives or args.out is None):
         raise DataError("--positives and --out are needed to train a verifier (clips of the word, a work folder)")
-    block = recalibrate(recipe_from(args)) if args.threshold_only else run(recipe_from(args))
+    if args.candidate_threshold is not None and not 0.0 < args.candidate_threshold < 1.0:
+        raise DataError(f"--candidate-threshold must be between 0 and 1, got {args.candidate_threshold}")
+    recipe = recipe_from(args)
+    block = recalibrate(recipe, args.candidate_threshold) if args.threshold_only else run(recipe)
     print(f"edge-verifier: {block['head']} ready: threshold {block['threshold']}, candidates at {block['candidate_threshold']}, "
           f"{block['calibration'].get('verifications_per_hour')} verifications/h on held-out audio", file=sys.stderr)
     return 0
