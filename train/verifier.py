@@ -76,7 +76,7 @@ DENSE_STRIDE_CHUNKS = 2
 CANDIDATE_THRESHOLD = 0.2
 """Stage-1 probability that opens a candidate on the device (and in the calibration). Measured on
 the suite (models/README.md, 2026-12-07): from 0.05 to 0.2 the verifier computes 56-63 % fewer
-embeddings on speech and music, for 0.5-0.8 points more misses at 0.5 and 1 FA/h."""
+embeddings on speech and music, for 0.5-1.0 point more misses at 0.5 and 1 FA/h (clean)."""
 MINE_THRESHOLD = 0.05
 """Stage-1 probability from which windows of the real training audio are mined as negatives for
 the head: the gate of before 2026-12-07, kept for training (the heads measured at the new gate were
@@ -692,7 +692,7 @@ def recipe_from(args: argparse.Namespace) -> VerifierRecipe:
                           calibration=tuple(calibration_negatives(base) if args.calibration is None else args.calibration),
                           noise=tuple(noise), positive_examples=args.positive_examples, hard_examples=args.hard_examples,
                           negative_hours=args.negative_hours,
-                          candidate_threshold=VerifierRecipe.candidate_threshold if args.candidate_threshold is None else args.candidate_threshold,
+                          candidate_threshold=CANDIDATE_THRESHOLD if args.candidate_threshold is None else args.candidate_threshold,
                           target_fa_per_hour=args.target_fa, epochs=args.epochs, seed=args.seed, stage1_weight=args.stage1_weight,
                           head=NORMED_HEAD if args.layer_norm else DEFAULT_HEAD, vocal_tract=VTLP if args.vtlp else VTLP_OFF)
 
