@@ -410,6 +410,23 @@ def test_edge_enroll_from_wav_files_end_to_end(toy, tmp_path):
     assert run.returncode == 0 and "(verifier; candidates at" in run.stderr, run.stderr[-2000:]
 
 
+def test_enroll_adapts_against_the_words_own_training_negatives(tmp_path):
+    """By default the adapted head must keep rejecting edge-word's :fit audio for the model's word:
+    WUW callers of the other keywords (their takes that say the word left out), LJ Speech and the
+    prompts' fit halves; never the word's own WUW recordings, never a held-out or evaluation part."""
+    from train.enroll import default_negatives
+
+    model = tmp_path / "wildfire.tflite"
+    model.with_suffix(".json").write_text(json.dumps({"word": "wildfire"}))
+    specs = default_negatives(model)
+    wuw = [s for s in specs if "/wuw/" in s]
+    assert wuw and all(s.endswith(":fit!wildfire") for s in wuw)
+    assert not [s for s in wuw if "/wildfire:" in s]
+    assert f"{DATA / 'speech' / 'ljspeech'}:fit" in specs and f"{DATA / 'speech' / 'asterisk_prompts'}:fit" in specs
+    assert not [s for s in specs if ":holdout" in s or ":eval" in s]
+    assert all(os.path.isdir(s.split(":")[0]) for s in specs)
+
+
 class _Scores:
     """A head whose plain score of window i is ``scores[i]`` (the guard only calls ``logits``)."""
 
@@ -533,6 +550,12 @@ def test_enroll_bad_input_is_one_line(toy, tmp_path):
         cmd = [sys.executable, "-m", "train.enroll", "--out", str(tmp_path / "o"), *(["--model", str(model)] if "--model" not in args else []), *args]
         done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120)
         assert done.returncode == 2 and message in done.stderr and "Traceback" not in done.stderr, done.stderr[-1500:]
+    take = str(ACTIVATE / "positives" / "coursera__3.wav")  # a good take, but no shared data for the default negatives
+    cmd = [sys.executable, "-m", "train.enroll", "--out", str(tmp_path / "o"), "--model", str(model), "--wav", take]
+    env = dict(os.environ, TRIGGER_EDGE_SHARED=str(tmp_path / "no-shared"), TRIGGER_EDGE_CACHE=str(tmp_path / "no-cache"))
+    done = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=120, env=env)
+    assert done.returncode == 2 and "pass --negatives DIR" in done.stderr and "Traceback" not in done.stderr, done.stderr[-1500:]
+    assert len(done.stderr.strip().splitlines()) == 1 and not (tmp_path / "o").exists()
 
 
 def test_fetch_embedding_line_unpacks_the_same_models(tmp_path):

@@ -30,7 +30,8 @@ from edge.embedding import SpeechEmbedding
 from edge.errors import DataError, run_guarded
 from edge.verifier import VerifierConfig, VerifierHead, load_verifier
 
-from .enroll import CandidateWindows, Candidates, EnrollConfig, adapt_head, default_held_out, guard_threshold, negative_windows, take_windows
+from .enroll import (CandidateWindows, Candidates, EnrollConfig, adapt_head, default_held_out, default_negatives, guard_threshold,
+                     negative_windows, take_windows)
 from .evaluate import REFRACTORY_SECONDS, count_events, fire_positions
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, read_labels, trim_silence
@@ -99,7 +100,7 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
     threshold = scorer.config.threshold
     rng = np.random.default_rng(SEED)
     data = paths.shared / "data"
-    negatives = (f"{data / 'speech' / 'ljspeech'}:fit", f"{data / 'speech' / 'asterisk_prompts'}:fit")
+    negatives = tuple(default_negatives(model))  # what edge-enroll adapts against
     stream = negative_stream(negatives, NEGATIVE_HOURS, rng)
     augment = Augmenter(ClipPool.load("noise", [noise_spec(paths.shared)]).clips, SEED)
     config = EnrollConfig(model=model, out=out, takes=(), negatives=negatives, negative_hours=NEGATIVE_HOURS)
