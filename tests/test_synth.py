@@ -194,6 +194,21 @@ def test_dataset_build_manifest_resume_and_regeneration(tmp_path, capsys):
     assert manifest_hash(out) == manifest_hash(other)
 
 
+def test_build_says_once_what_it_skipped_and_no_eta_before_the_first_shard(tmp_path, capfd):
+    import shutil
+
+    from edge.audio import write_wav
+
+    negatives = tmp_path / "negatives"
+    shutil.copytree(ACTIVATE / "negatives", negatives)
+    write_wav(negatives / "empty.wav", np.zeros(0, np.int16))  # packaged prompt collections have such files
+    build(spec(tmp_path / "a", negatives=(str(negatives),), workers=2))
+    err = capfd.readouterr().err
+    assert err.count("skipped 1 file(s) with no audio samples") == 1  # said by the parent, not again by each worker
+    assert err.splitlines()[1] == "synth: 0/12 clips (0.0 clips/s, eta ?)"
+    assert "nan" not in err and "12/12 clips" in err
+
+
 def test_dataset_refuses_mixing_settings(tmp_path):
     build(spec(tmp_path / "a"))
     with pytest.raises(DataError, match="other sources/settings"):

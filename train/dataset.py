@@ -14,7 +14,9 @@ the first missing shard and never reads a half-written file. Example ``i`` comes
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 import os
 import sys
@@ -75,7 +77,8 @@ def load_synth(spec: BuildSpec) -> ExampleSynth:
 
 def _init_worker(spec: BuildSpec) -> None:
     global _WORKER
-    _WORKER = load_synth(spec)
+    with contextlib.redirect_stderr(io.StringIO()):  # the parent loaded the same sources and said what loading says
+        _WORKER = load_synth(spec)
 
 
 def _build_shard(spec: BuildSpec, shard: int) -> int:
@@ -151,8 +154,8 @@ def build(spec: BuildSpec, progress=None) -> Path:
 def _report(stream, done: int, total: int, started: float, resumed_from: int) -> None:
     elapsed = time.monotonic() - started
     rate = (done - resumed_from) / elapsed if elapsed > 0 else 0.0
-    eta = (total - done) / rate if rate > 0 else float("nan")
-    print(f"synth: {done}/{total} clips ({rate:.1f} clips/s, eta {eta:.0f} s)", file=stream, flush=True)
+    eta = f"{(total - done) / rate:.0f} s" if rate > 0 else "?"
+    print(f"synth: {done}/{total} clips ({rate:.1f} clips/s, eta {eta})", file=stream, flush=True)
 
 
 def write_examples(out: Path, synth: ExampleSynth, seed: int) -> None:

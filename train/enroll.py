@@ -344,12 +344,9 @@ def parser() -> argparse.ArgumentParser:
 
 def _word_recipe(model: Path) -> "WordRecipe":
     """edge-word's recipe for the model's word, with this machine's shared data and Debian audio."""
-    from .suite import default_paths
     from .word import WordRecipe
 
-    paths = default_paths()
-    word = json.loads(model.with_suffix(".json").read_text()).get("word", "")
-    return WordRecipe(word=word, out=model.parent, shared=paths.shared, debian=paths.debian)
+    return WordRecipe.here(json.loads(model.with_suffix(".json").read_text()).get("word", ""), model.parent)
 
 
 def _present(specs: list[str]) -> list[str]:

@@ -682,9 +682,8 @@ def recipe_from(args: argparse.Namespace) -> VerifierRecipe:
 
     if args.model.suffix != ".tflite" or not args.model.is_file() or not args.model.with_suffix(".json").is_file():
         raise DataError(f"{args.model}: not a step model (.tflite with its .json beside it)")
-    word = args.word or json.loads(args.model.with_suffix(".json").read_text()).get("word", "")
+    base = WordRecipe.here(args.word or json.loads(args.model.with_suffix(".json").read_text()).get("word", ""), args.out)
     paths = default_paths()
-    base = WordRecipe(word=word, out=args.out, shared=paths.shared, debian=paths.debian)
     noise = args.noise if args.noise is not None else [noise_spec(paths.shared), str(paths.shared / "data" / "activate" / "backgrounds")]
     out = args.out.resolve() if args.out is not None else args.model.resolve().parent
     return VerifierRecipe(model=args.model.resolve(), out=out, positives=tuple(args.positives),

@@ -135,6 +135,13 @@ class WordRecipe:
     def name(self) -> str:
         return "_".join(self.word.lower().split())
 
+    @classmethod
+    def here(cls, word: str, out: Path | None) -> "WordRecipe":
+        """The recipe for ``word`` with this machine's shared data and Debian audio (``train.suite.default_paths``):
+        the sources edge-verifier and edge-enroll draw from for a model edge-word made."""
+        paths = default_paths()
+        return cls(word=word, out=out, shared=paths.shared, debian=paths.debian)
+
 
 def real_negatives(recipe: WordRecipe, split: str = "fit") -> list[str]:
     """Real audio without the word that recipes may use: ``fit`` (train and mine on) or
