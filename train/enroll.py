@@ -301,8 +301,7 @@ def held_out_guard(config: EnrollConfig, spec: VerifierSpec, adapted: VerifierHe
     original = VerifierHead(spec.head, window=spec.config.window, score_scale=spec.config.score_scale)
     guard = guard_threshold(original, adapted, spec.config, spec.config.threshold, candidates, hours)
     print(f"edge-enroll: there the original fires {guard['firings_original']} time(s), the adapted head "
-          f"{guard['firings_adapted']}; threshold {spec.config.threshold} -> {guard['threshold']} (by the count "
-          f"{guard.get('count_matched', spec.config.threshold)}, by the tail of loud events {guard.get('tail_matched')})", file=log, flush=True)
+          f"{guard['firings_adapted']}; threshold {spec.config.threshold} -> {guard['threshold']}", file=log, flush=True)
     return guard | {"held_out_hours": round(hours, 3), "original_threshold": spec.config.threshold}
 
 
