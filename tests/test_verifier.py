@@ -440,13 +440,6 @@ class _Scores:
         return self.values[np.asarray(windows, int)]
 
 
-class _Logits(_Scores):
-    """A head whose logit of window i is ``values[i]``."""
-
-    def __init__(self, values) -> None:
-        self.values = np.asarray(values, np.float64)
-
-
 def test_enroll_guard_raises_the_threshold_until_the_adapted_head_fires_no_more():
     from train.enroll import Candidates, guard_threshold
 
@@ -455,42 +448,17 @@ def test_enroll_guard_raises_the_threshold_until_the_adapted_head_fires_no_more(
     head_alone = VerifierConfig()
     original = _Scores([0.95, 0.5, 0.4, 0.2])  # fires once at 0.9
     warmer = _Scores([0.99, 0.97, 0.96, 0.2])  # fires three times at 0.9
-    guard = guard_threshold(original, warmer, head_alone, 0.9, held, 1.0)
+    guard = guard_threshold(original, warmer, head_alone, 0.9, held)
     assert guard["firings_original"] == 1 and guard["firings_adapted"] == 3 and guard["firings_adapted_guarded"] == 1
-    assert 0.97 - 1e-9 < guard["count_matched"] <= 0.970001  # (the fake head's 0.97 is a logit, so it is 0.97 to 1e-16)
-    # three events above 0.3 each: the original's tail (level logit 0.4, mean excess of the louder two over it)
-    # fires `rate` an hour at 0.9; the warmer head's tail fires as often at `expected`: the higher guard wins
-    zo, zw = (np.log(np.array(p) / (1 - np.array(p))) for p in ([0.95, 0.5, 0.4], [0.99, 0.97, 0.96]))
-    rate = 3 * np.exp(-(np.log(9.0) - zo[-1]) / np.mean(zo[:-1] - zo[-1]))
-    expected = 1 / (1 + np.exp(-(zw[-1] + np.mean(zw[:-1] - zw[-1]) * np.log(3 / rate))))
-    assert guard["tail_matched"] == guard["threshold"] and expected <= guard["threshold"] < expected + 1e-6  # rounded up
+    assert 0.97 - 1e-9 < guard["threshold"] <= 0.970001  # (the fake head's 0.97 is a logit, so it is 0.97 to 1e-16)
     cooler = _Scores([0.93, 0.3, 0.3, 0.1])
-    assert guard_threshold(original, cooler, head_alone, 0.9, held, 1.0)["threshold"] == 0.9  # never lowered
+    assert guard_threshold(original, cooler, head_alone, 0.9, held)["threshold"] == 0.9  # never lowered
     none = Candidates(np.zeros(0, np.int64), np.arange(0), np.zeros(0))
-    assert guard_threshold(original, warmer, head_alone, 0.9, none, 1.0)["threshold"] == 0.9
+    assert guard_threshold(original, warmer, head_alone, 0.9, none)["threshold"] == 0.9
     # fused, the guard scores what the device scores: stage 1's peak logit (here 0) halves the head's logit
     fused = VerifierConfig(stage1_weight=1.0)
-    guard = guard_threshold(original, warmer, fused, 0.84, held, 1.0)  # fused scores: original 0.81 0.5 ..., warmer 0.91 0.85 0.83 0.33
+    guard = guard_threshold(original, warmer, fused, 0.84, held)  # fused scores: original 0.81 0.5 ..., warmer 0.91 0.85 0.83 0.33
     assert guard["firings_original"] == 0 and guard["firings_adapted"] == 2 and guard["firings_adapted_guarded"] == 0
-
-
-def test_enroll_guard_matches_the_tails_of_loud_events_where_counts_say_little():
-    """At a threshold for 0.5 FA/h, an hour of held-out audio holds 0-1 firings: an adapted head
-    one logit warmer on every event fires there as seldom after the count-matched raise, and
-    more often on longer audio. The tail-matched threshold moves by the same logit."""
-    from train.calibration import logit
-    from train.enroll import Candidates, guard_threshold
-
-    rng = np.random.default_rng(5)
-    z = 1.0 + rng.exponential(1.2, 60)  # the logits of 60 candidates, 5 s apart, in what stands for an hour
-    held = Candidates(np.arange(1, 61) * 5 * SAMPLE_RATE, np.arange(60), np.zeros(60))
-    original, warmer = _Logits(z), _Logits(z + 1.0)
-    top = np.sort(z)[-2:].mean()
-    threshold = float(1.0 / (1.0 + np.exp(-top)))  # between its two loudest events: the original fires once
-    guard = guard_threshold(original, warmer, VerifierConfig(), threshold, held, 1.0)
-    assert guard["firings_original"] == 1 and guard["firings_adapted_guarded"] <= 1
-    assert abs(float(logit(guard["tail_matched"])) - (float(logit(threshold)) + 1.0)) < 1e-3  # rounded up to 6 decimals
-    assert guard["threshold"] == guard["tail_matched"] > guard["count_matched"]
 
 
 def test_enroll_starts_from_the_trained_float_head(toy):

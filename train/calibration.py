@@ -82,42 +82,15 @@ def counted_threshold(step_samples: np.ndarray, probs: np.ndarray, allowed: int,
     return float(min(np.nextafter(candidates[min(low, candidates.size - 1)], 1.0), cap))
 
 
-@dataclass(frozen=True)
-class Tail:
-    """The exponential tail of held-out event peaks: above ``level`` (the logit of the k-th
-    loudest of ``TAIL_EVENTS``) events come at ``k / hours * exp(-(z - level) / beta)`` per hour."""
-
-    level: float
-    beta: float
-    k: int
-    hours: float
-
-    @classmethod
-    def fit(cls, peaks: np.ndarray, hours: float) -> "Tail":
-        """From the loudest ``peaks`` (sorted loudest first, at least ``MIN_TAIL_EVENTS``)."""
-        z = logit(peaks[:TAIL_EVENTS])
-        return cls(float(z[-1]), float(np.mean(z[:-1] - z[-1])), int(z.size), hours)
-
-    def threshold(self, fa_per_hour: float) -> float:
-        """The score at which the tail fires ``fa_per_hour`` (a flat tail, all events at one level: NaN)."""
-        if self.beta <= 0.0:
-            return math.nan
-        return sigmoid(self.level + self.beta * math.log(self.k / (fa_per_hour * self.hours)))
-
-    def rate(self, threshold: float) -> float:
-        """False accepts per hour the tail gives at ``threshold`` (the inverse of ``threshold``; flat: NaN)."""
-        if self.beta <= 0.0:
-            return math.nan
-        return self.k / self.hours * math.exp(-(float(logit(threshold)) - self.level) / self.beta)
-
-
 def tail_threshold(peaks: np.ndarray, hours: float, target_fa_per_hour: float) -> float:
     """The score at which the exponential tail fitted to the loudest ``peaks`` (sorted
     loudest first, at least ``MIN_TAIL_EVENTS``) fires ``target_fa_per_hour``."""
-    threshold = Tail.fit(peaks, hours).threshold(target_fa_per_hour)
-    if math.isnan(threshold):  # all the loudest events at one level (an int8 output): stay above it
+    z = logit(peaks[:TAIL_EVENTS])
+    k = z.size
+    beta = float(np.mean(z[:-1] - z[-1]))
+    if beta <= 0.0:  # all the loudest events at one level (an int8 output): stay above it
         return float(np.nextafter(peaks[0], 1.0))
-    return threshold
+    return sigmoid(float(z[-1]) + beta * math.log(k / (target_fa_per_hour * hours)))
 
 
 def calibrate_threshold(step_samples: np.ndarray, probs: np.ndarray, hours: float, target_fa_per_hour: float,

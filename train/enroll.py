@@ -15,8 +15,7 @@ Adapting to a voice can also make the head warmer to other speech, so its thresh
 guarded: on held-out real audio (never trained on; by default edge-word's ``:holdout``
 part) the cascade's candidates are scored by the original and the adapted head, and the
 adapted head's threshold is raised, if need be, until it fires there no more often than
-the original did at its own threshold, counted and as the tail of its loudest events says
-(``guard_threshold``).
+the original did at its own threshold.
 """
 
 from __future__ import annotations
@@ -41,7 +40,7 @@ from edge.helpformat import HelpFormatter
 from edge.native import quiet
 from edge.verifier import VerifierConfig, VerifierHead, VerifierSpec, candidate_chunks, peak_logits
 
-from .calibration import CALIBRATE_THRESHOLD, MIN_TAIL_EVENTS, Tail, counted_threshold, event_peaks, round_up
+from .calibration import counted_threshold, round_up
 from .evaluate import REFRACTORY_SECONDS, fire_positions, tflite_scorer
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, trim_silence
@@ -192,27 +191,9 @@ class CandidateWindows:
                           peak_logits(steps, probs, positions, self.config))
 
 
-def tail_matched_threshold(positions: np.ndarray, before: np.ndarray, after: np.ndarray, threshold: float, hours: float,
-                           refractory_samples: int) -> float:
-    """The adapted head's threshold at which the exponential tail fitted to its loudest held-out
-    events (``train.calibration.Tail``) fires as often as the original's tail does at
-    ``threshold`` (NaN: too few events to fit a tail, or a flat one)."""
-    peaks = [event_peaks(positions, scores, CALIBRATE_THRESHOLD, refractory_samples) for scores in (before, after)]
-    if min(p.size for p in peaks) < MIN_TAIL_EVENTS:
-        return np.nan
-    rate = Tail.fit(peaks[0], hours).rate(threshold)
-    return Tail.fit(peaks[1], hours).threshold(rate) if np.isfinite(rate) and rate > 0.0 else np.nan
-
-
-def guard_threshold(original: VerifierHead, adapted: VerifierHead, config: VerifierConfig, threshold: float, held: Candidates,
-                    hours: float) -> dict:
-    """The adapted head's threshold on the held-out candidates (``hours`` of audio): the highest of
-    ``threshold``, the lowest at which it fires no more often than ``original`` does at
-    ``threshold`` (counted), and the one at which its fitted tail of loud events fires as often
-    as the original's (``tail_matched_threshold``). At a threshold set for 0.5 FA/h, an hour holds
-    0-1 firings, so the count alone matches noise: measured on the shipped activate (four
-    adapted heads, the suite's 6.5 h), FA/h after 1.03 mean, 1.23 worst, counted; 0.84 and 1.07
-    with the tail too, against 0.92 before (models/README.md, seventeenth session)."""
+def guard_threshold(original: VerifierHead, adapted: VerifierHead, config: VerifierConfig, threshold: float, held: Candidates) -> dict:
+    """The adapted head's threshold: the lowest, at or above ``threshold``, at which it fires on
+    the held-out candidates no more often than ``original`` does at ``threshold``."""
     ref = int(REFRACTORY_SECONDS * SAMPLE_RATE)
     if not held.positions.size:
         return {"threshold": threshold, "firings_original": 0, "firings_adapted": 0}
@@ -221,13 +202,9 @@ def guard_threshold(original: VerifierHead, adapted: VerifierHead, config: Verif
     positions = held.positions
     allowed = int(fire_positions(positions, before, threshold, ref).size)
     unguarded = int(fire_positions(positions, after, threshold, ref).size)
-    counted = counted_threshold(positions, after, allowed, ref, MAX_THRESHOLD)
-    tail = tail_matched_threshold(positions, before, after, threshold, hours, ref)
-    raised = max(threshold, round_up(max(counted, tail) if np.isfinite(tail) else counted, THRESHOLD_DIGITS, MAX_THRESHOLD))
+    raised = max(threshold, round_up(counted_threshold(positions, after, allowed, ref, MAX_THRESHOLD), THRESHOLD_DIGITS, MAX_THRESHOLD))
     return {"threshold": raised, "firings_original": allowed, "firings_adapted": unguarded,
-            "firings_adapted_guarded": int(fire_positions(positions, after, raised, ref).size),
-            "count_matched": round_up(counted, THRESHOLD_DIGITS, MAX_THRESHOLD),
-            "tail_matched": round_up(float(tail), THRESHOLD_DIGITS, MAX_THRESHOLD) if np.isfinite(tail) else None}
+            "firings_adapted_guarded": int(fire_positions(positions, after, raised, ref).size)}
 
 
 def negative_windows(config: EnrollConfig, vcfg, emb: SpeechEmbedding, augment: Augmenter, rng: np.random.Generator,
@@ -299,7 +276,7 @@ def held_out_guard(config: EnrollConfig, spec: VerifierSpec, adapted: VerifierHe
     print(f"edge-enroll: threshold guard on {hours:.2f} h of held-out real audio", file=log, flush=True)
     candidates = CandidateWindows(config.model, spec.config, emb).of(held)
     original = VerifierHead(spec.head, window=spec.config.window, score_scale=spec.config.score_scale)
-    guard = guard_threshold(original, adapted, spec.config, spec.config.threshold, candidates, hours)
+    guard = guard_threshold(original, adapted, spec.config, spec.config.threshold, candidates)
     print(f"edge-enroll: there the original fires {guard['firings_original']} time(s), the adapted head "
           f"{guard['firings_adapted']}; threshold {spec.config.threshold} -> {guard['threshold']}", file=log, flush=True)
     return guard | {"held_out_hours": round(hours, 3), "original_threshold": spec.config.threshold}

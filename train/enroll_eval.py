@@ -148,7 +148,7 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
             continue
         adapted = VerifierHead(work / "head.tflite", window=scorer.config.window, score_scale=scorer.config.score_scale)
         after = detected(adapted, scorer.config, threshold, candidates, where)
-        guarded = guard_threshold(scorer.head, adapted, scorer.config, threshold, guard, guard_hours)["threshold"]
+        guarded = guard_threshold(scorer.head, adapted, scorer.config, threshold, guard)["threshold"]
         row = {"who": who, "takes": len(takes), "before": before, "after": after, "fa_per_hour_after": round(fa_per_hour(adapted), 3),
                "guarded_threshold": guarded, "after_guarded": detected(adapted, scorer.config, guarded, candidates, where),
                "fa_per_hour_after_guarded": round(fa_per_hour(adapted, guarded), 3)}
