@@ -13,7 +13,12 @@ Each test take runs through the device's cascade (stage 1 unchanged, the verifie
 and after adaptation, both at the model's verifier threshold) with real speech before it,
 as the suite places words. False accepts: the suite's negatives (clean) go through stage 1
 once; the windows where it opens candidates are scored by every adapted head, so FA/h
-before and after are on the same ~6.8 h. Heads are converted to int8 as ``edge-enroll`` does.
+before and after are on the same ~6.8 h. Heads are adapted (``EnrollConfig``'s copies, negative
+hours and epochs) and converted to int8 as ``edge-enroll`` does. Until 2026-12-07 they were adapted
+more lightly (20 copies, 0.1 h, 4 epochs): on 40 WUW callers of a small wildfire model that
+recovered 3 of 4 missed words unguarded where edge-enroll's own settings recover 1, at 0.84
+against 0.62 FA/h (0.49 before; models/README.md, seventeenth session), so the card's earlier
+enrolment figures overstate what enrolment gains and what it costs alike.
 """
 
 from __future__ import annotations
@@ -30,9 +35,6 @@ from edge.embedding import SpeechEmbedding
 from edge.errors import DataError, run_guarded
 from edge.verifier import VerifierConfig, VerifierHead, load_verifier
 
-from .enroll import COPIES_PER_TAKE
-from .enroll import EPOCHS as ENROLL_EPOCHS
-from .enroll import NEGATIVE_HOURS as ENROLL_NEGATIVE_HOURS
 from .enroll import (CandidateWindows, Candidates, EnrollConfig, adapt_head, default_held_out, default_negatives, guard_threshold,
                      negative_windows, take_windows)
 from .evaluate import REFRACTORY_SECONDS, count_events, fire_positions
@@ -41,13 +43,6 @@ from .sources import ClipPool, read_labels, trim_silence
 from .suite import AFTER_SECONDS, CONTEXT_SECONDS, SuitePaths, default_paths, negative_sets, noise_spec, wuw_span
 from .verifier import Augmenter, convert_head, negative_stream
 
-COPIES = COPIES_PER_TAKE
-NEGATIVE_HOURS = ENROLL_NEGATIVE_HOURS
-EPOCHS = ENROLL_EPOCHS
-"""Adapted as ``edge-enroll`` adapts. Until 2026-12-07 lighter (20 copies, 0.1 h, 4 epochs): on 40 WUW callers of a
-small wildfire model those recovered 3 of 4 missed words unguarded where edge-enroll's own settings recover 1, at
-0.84 against 0.62 FA/h (0.49 before; models/README.md, seventeenth session), so the card's earlier enrolment figures
-overstate both what it gains and what it costs."""
 SEED = 17
 FA_CACHE = "fa-windows.npz"
 GUARD_CACHE = "guard-windows.npz"
@@ -108,9 +103,9 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
     rng = np.random.default_rng(SEED)
     data = paths.shared / "data"
     negatives = tuple(default_negatives(model))  # what edge-enroll adapts against
-    stream = negative_stream(negatives, NEGATIVE_HOURS, rng)
+    config = EnrollConfig(model=model, out=out, takes=(), negatives=negatives)  # and how: its copies, hours and epochs
+    stream = negative_stream(negatives, config.negative_hours, rng)
     augment = Augmenter(ClipPool.load("noise", [noise_spec(paths.shared)]).clips, SEED)
-    config = EnrollConfig(model=model, out=out, takes=(), negatives=negatives, negative_hours=NEGATIVE_HOURS)
     neg = negative_windows(config, scorer.config, scorer.emb, augment, rng, stream)
     # the suite's negatives (clean): candidate windows once, scored by every head
     print("enroll-eval: candidate windows on the suite's negatives", file=log, flush=True)
@@ -142,8 +137,8 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
         audio, where = in_context(test, context, i) if span is None else (test, tuple(span))
         candidates = scorer.of(audio)
         before = detected(scorer.head, scorer.config, threshold, candidates, where)
-        pos = take_windows(takes, COPIES, stream, scorer.config, scorer.emb, augment, rng)
-        keras_head = adapt_head(model, meta["verifier"], scorer.config.window, pos, neg, EPOCHS, SEED + i)
+        pos = take_windows(takes, config.copies, stream, scorer.config, scorer.emb, augment, rng)
+        keras_head = adapt_head(model, meta["verifier"], scorer.config.window, pos, neg, config.epochs, SEED + i)
         work = out / f"fold{i}"
         work.mkdir(parents=True, exist_ok=True)
         keras_head.save(work / "head.keras")
