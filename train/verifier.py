@@ -678,13 +678,12 @@ def parser() -> argparse.ArgumentParser:
 
 def recipe_from(args: argparse.Namespace) -> VerifierRecipe:
     from .word import WordRecipe, calibration_negatives, real_negatives
-    from .suite import default_paths, noise_spec
+    from .suite import noise_spec
 
     if args.model.suffix != ".tflite" or not args.model.is_file() or not args.model.with_suffix(".json").is_file():
         raise DataError(f"{args.model}: not a step model (.tflite with its .json beside it)")
     base = WordRecipe.here(args.word or json.loads(args.model.with_suffix(".json").read_text()).get("word", ""), args.out)
-    paths = default_paths()
-    noise = args.noise if args.noise is not None else [noise_spec(paths.shared), str(paths.shared / "data" / "activate" / "backgrounds")]
+    noise = args.noise if args.noise is not None else [noise_spec(base.shared), str(base.shared / "data" / "activate" / "backgrounds")]
     out = args.out.resolve() if args.out is not None else args.model.resolve().parent
     return VerifierRecipe(model=args.model.resolve(), out=out, positives=tuple(args.positives),
                           negatives=tuple(args.negatives or real_negatives(base)), hard_negatives=tuple(args.hard_negatives),
