@@ -17,6 +17,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from .audio import SAMPLE_RATE
+from .level import LEVEL_KEY, LevelConfig, LevelControl
 from .noise_floor import NoiseFloor, NoiseFloorConfig
 
 FEATURE_SCALE = 25.6
@@ -29,14 +30,16 @@ NOISE_FLOOR_KEY = "noise_floor_dbfs"
 
 @dataclass(frozen=True)
 class FrontendConfig:
-    """Parameters of the TFLite Micro frontend as built into pymicro-features (fixed), and the
-    noise floor added before it (``edge.noise_floor``; None: none, as for models made before it)."""
+    """Parameters of the TFLite Micro frontend as built into pymicro-features (fixed), the
+    noise floor added before it (``edge.noise_floor``; None: none, as for models made before it)
+    and the level control before that (``edge.level``; None: none)."""
 
     sample_rate: int = SAMPLE_RATE
     window_ms: int = 30
     step_ms: int = 10
     channels: int = 40
     noise_floor_dbfs: float | None = None
+    level: LevelConfig | None = None
 
     @property
     def step_samples(self) -> int:
@@ -64,11 +67,17 @@ class FrontendConfig:
         }
         if self.noise_floor_dbfs is not None:
             out[NOISE_FLOOR_KEY] = self.noise_floor_dbfs
+        if self.level is not None:
+            out[LEVEL_KEY] = self.level.to_dict()
         return out
 
     def with_noise_floor(self, level_dbfs: float | None) -> "FrontendConfig":
         """The same frontend with another noise floor (None: none)."""
         return replace(self, noise_floor_dbfs=None if level_dbfs is None else float(level_dbfs))
+
+    def with_level(self, level: LevelConfig | None) -> "FrontendConfig":
+        """The same frontend with another level control (None: none)."""
+        return replace(self, level=level)
 
 
 DEFAULT_FRONTEND = FrontendConfig()
@@ -78,9 +87,9 @@ class Frontend:
     """Streaming fixed-point spectrogram.
 
     State: the frontend's internal state (noise estimate, PCAN, window buffer), the noise
-    floor's stream position and up to one step of not-yet-consumed samples. ``reset()``
-    returns to the state of a freshly created frontend (zero noise estimate, empty window,
-    floor at position 0), so the output after ``reset()`` equals the output of a new object:
+    floor's stream position, the level control's (if any) and up to one step of not-yet-consumed
+    samples. ``reset()`` returns to the state of a freshly created frontend (zero noise estimate,
+    empty window, floor at position 0, level control as new), so the output after ``reset()`` equals the output of a new object:
     deterministic (the floor is a fixed table, not a random generator).
     """
 
@@ -90,15 +99,20 @@ class Frontend:
         self.config = config
         self._frontend = MicroFrontend()
         self._floor = NoiseFloor(NoiseFloorConfig(config.noise_floor_dbfs))
+        self._level = None if config.level is None else LevelControl(config.level)
         self._pending = np.zeros(0, dtype=np.int16)
 
     def reset(self) -> None:
         self._frontend.reset()
         self._floor.reset()
+        if self._level is not None:
+            self._level.reset()
         self._pending = np.zeros(0, dtype=np.int16)
 
     def process(self, samples: np.ndarray) -> np.ndarray:
         """Feed int16 samples (any count); return the new frames, shape (n, channels), uint16."""
+        if self._level is not None:
+            samples = self._level.process(samples)
         samples = self._floor.process(samples)
         if self._pending.size:
             samples = np.concatenate([self._pending, samples])

@@ -33,6 +33,7 @@ from .detector import MAX_REFRACTORY_SECONDS, MAX_SMOOTHING_STEPS
 from .errors import ModelError
 from .features import DEFAULT_FRONTEND, MODEL_INPUT_SCALE, NOISE_FLOOR_KEY, FrontendConfig
 from .native import quiet
+from .level import LEVEL_KEY, LevelConfig
 from .noise_floor import MAX_LEVEL_DBFS, MIN_LEVEL_DBFS
 from .tflite_check import check_tflite
 
@@ -145,6 +146,7 @@ class ModelMetadata:
         floor = frontend.get(NOISE_FLOOR_KEY)
         if floor is not None:
             _number(source, f"frontend.{NOISE_FLOOR_KEY}", floor, MIN_LEVEL_DBFS, MAX_LEVEL_DBFS)
+        _level_config(source, frontend)
         sha = data.get(SHA256_KEY)
         if sha is not None and not (isinstance(sha, str) and SHA256_PATTERN.fullmatch(sha)):
             raise ModelError(f"{source}: {SHA256_KEY} must be 64 lowercase hex digits")
@@ -196,12 +198,13 @@ class ModelMetadata:
 
     @property
     def frontend_config(self) -> FrontendConfig:
-        """The frontend this model runs behind: the fixed one, with the model's noise floor if it has one."""
-        return DEFAULT_FRONTEND.with_noise_floor(self.frontend.get(NOISE_FLOOR_KEY))
+        """The frontend this model runs behind: the fixed one, with the model's noise floor and level control
+        if it has them."""
+        return DEFAULT_FRONTEND.with_noise_floor(self.frontend.get(NOISE_FLOOR_KEY)).with_level(_level_config("", self.frontend))
 
     def check_frontend(self, frontend: FrontendConfig, source: str) -> None:
-        """The fixed frontend parameters must match (the noise floor is the model's own choice)."""
-        expected = frontend.with_noise_floor(None).to_dict()
+        """The fixed frontend parameters must match (the noise floor and the level control are the model's own choice)."""
+        expected = frontend.with_noise_floor(None).with_level(None).to_dict()
         mismatched = [k for k, v in expected.items() if self.frontend.get(k) != v]
         if mismatched:
             detail = ", ".join(f"{k}={self.frontend.get(k)!r} (runtime {expected[k]!r})" for k in mismatched)
@@ -211,6 +214,16 @@ class ModelMetadata:
 
 
 KNOWN_KEYS = frozenset({"format", "version", "word", "frontend", "stream", "detector", "quantization", "output", SHA256_KEY})
+
+
+def _level_config(source: str, frontend: dict) -> LevelConfig | None:
+    """The model's level control (``edge.level``), None if it has none; a one-line ModelError if it is malformed."""
+    if LEVEL_KEY not in frontend:
+        return None
+    try:
+        return LevelConfig.from_dict(frontend[LEVEL_KEY])
+    except (TypeError, ValueError) as exc:
+        raise ModelError(f"{source}: frontend.{LEVEL_KEY}: {exc}") from None
 
 
 def _detector(source: str, detector: dict) -> dict:
