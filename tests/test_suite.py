@@ -275,3 +275,29 @@ def test_suite_refuses_a_hold_beyond_the_verifiers_bound_with_one_line(tmp_path)
     lines = bad.stderr.strip().splitlines()
     assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr[-2000:]
     assert "verifier hold must be within [0, 10] s" in lines[-1]
+
+
+@pytest.mark.timeout(900)
+def test_suite_level_control_puts_stage_1_behind_it(tmp_path):
+    """--level-control: the same model and audio, stage 1 behind edge.level (the report says so); the verifier's
+    input is not levelled, and a model whose metadata has the level control is reported as levelled too."""
+    from edge.level import LEVEL_KEY, LevelConfig
+
+    from .shipped import shipped_model_as
+
+    base = dict(limit=2, require_hours=0.0, conditions=("clean",), stage2_conditions=())
+    model = REPO / "models" / "activate.tflite"
+    plain = suite.run_suite(suite.SuiteConfig(model=model, out=tmp_path / "plain", **base))
+    flagged = suite.run_suite(suite.SuiteConfig(model=model, out=tmp_path / "flagged", level_control=True, **base))
+    assert not plain["level_control"] and flagged["level_control"]
+    assert "behind the level control" in suite.table(flagged) and "behind the level control" not in suite.table(plain)
+    stage1 = [d["variants"][suite.STAGE1]["clean"]["det"] for d in (plain, flagged)]
+    assert stage1[0] != stage1[1]
+    (tmp_path / "meta").mkdir()
+    path = shipped_model_as("activate", tmp_path / "meta")
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["frontend"][LEVEL_KEY] = LevelConfig().to_dict()
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    by_metadata = suite.run_suite(suite.SuiteConfig(model=path, out=tmp_path / "meta-out", **base))
+    assert by_metadata["level_control"]
+    assert by_metadata["variants"][suite.STAGE1]["clean"]["det"] == flagged["variants"][suite.STAGE1]["clean"]["det"]

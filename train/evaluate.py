@@ -121,18 +121,21 @@ def build_streams(positives, negatives, backgrounds=None, snr_db: float = 10.0, 
     return pos_stream, neg_stream
 
 
-def tflite_scorer(path: Path):
+def tflite_scorer(path: Path, level=None):
+    """The device path's probabilities over a stream; ``level`` (an ``edge.level.LevelConfig``) puts the level
+    control in front of the model's frontend whether or not its metadata has one (``edge-eval --level-control``)."""
     from edge.features import Frontend
     from edge.model import StreamingModel
 
     model = StreamingModel(path)
+    frontend_config = model.metadata.frontend_config if level is None else model.metadata.frontend_config.with_level(level)
 
     def score(audio: np.ndarray, warmup_seconds: float = 0.0, warmup_audio: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Probabilities over ``audio``; with a warm-up, the model and frontend first run
         (never reset) over ``warmup_seconds`` of ``warmup_audio`` tiled, as on a device
         that has been listening that long."""
         model.reset()
-        frontend = Frontend(model.metadata.frontend_config)
+        frontend = Frontend(frontend_config)
         chunk = SAMPLE_RATE * 10
         fed = 0
         total = int(warmup_seconds * SAMPLE_RATE)
@@ -373,6 +376,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="with --suite: open verifier candidates at this stage-1 probability instead of the model's (recall against cost)")
     p.add_argument("--hold-seconds", type=_non_negative, metavar="S",
                    help="with --suite: keep a candidate open this long instead of the model's")
+    p.add_argument("--level-control", action="store_true",
+                   help="with --suite: stage 1 behind the level control (edge/level.py) even if the model's metadata has none; "
+                        "measured: clean better, noise and rooms worse (models/README.md)")
     p.add_argument("--no-verifier", action="store_true", help="score stage 1 alone even if the model has a verifier (default: the cascade, as edge-run runs it)")
     p.add_argument("--positives", nargs="+", metavar="DIR", help="folders of positive clips (required without --suite)")
     p.add_argument("--negatives", nargs="+", metavar="DIR", help="folders of negative audio (required without --suite)")
@@ -416,7 +422,8 @@ def _suite_main(args: argparse.Namespace) -> int:
     config = SuiteConfig(model=Path(args.model), out=Path(args.out), word=args.word, limit=args.limit,
                          conditions=tuple(c.strip() for c in args.conditions.split(",") if c.strip()), require_hours=args.min_hours,
                          stage2_conditions=tuple(c.strip() for c in args.stage2_conditions.split(",") if c.strip()),
-                         verifier=not args.no_verifier, candidate_threshold=args.candidate_threshold, hold_seconds=args.hold_seconds)
+                         verifier=not args.no_verifier, candidate_threshold=args.candidate_threshold, hold_seconds=args.hold_seconds,
+                         level_control=args.level_control)
     code, result = run_guarded("edge-eval", run_suite, config)
     if code is not None:
         return code

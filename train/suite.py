@@ -40,6 +40,7 @@ import numpy as np
 
 from edge.audio import SAMPLE_RATE, read_audio
 from edge.errors import AudioFormatError, DataError
+from edge.level import LEVEL_KEY, LevelConfig
 from edge.progress import Progress
 from train.sources import in_split, read_labels, says, wuw_split
 
@@ -446,6 +447,8 @@ class SuiteConfig:
     """Open candidates at this stage-1 probability instead of the model's (the recall/cost trade-off)."""
     hold_seconds: float | None = None
     """Keep a candidate open this long instead of the model's."""
+    level_control: bool = False
+    """Stage 1 behind the level control (``edge.level``, default settings) even if the model's metadata has none."""
 
     def verifier_overrides(self) -> dict:
         return {k: v for k, v in (("candidate_threshold", self.candidate_threshold), ("hold_seconds", self.hold_seconds)) if v is not None}
@@ -469,7 +472,7 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
     unknown = sorted(set(config.conditions + config.stage2_conditions) - set(CONDITIONS))
     if unknown:
         raise DataError(f"unknown condition(s) {', '.join(unknown)}: the suite has {', '.join(CONDITIONS)}")
-    score, model_threshold = tflite_scorer(config.model)
+    score, model_threshold = tflite_scorer(config.model, LevelConfig() if config.level_control else None)
     meta = json.loads(config.model.with_suffix(".json").read_text())
     word = config.word or meta.get("word")
     if not word:
@@ -524,6 +527,7 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
     data = result.to_dict()
     data["variant"] = deployed
     data["variants"] = variants
+    data["level_control"] = bool(config.level_control or LEVEL_KEY in meta["frontend"])
     data["left_out"] = {s.name: {"recordings": s.left_out, "why": s.left_out_why} for s, _ in loaded if s.left_out}
     if verifier is not None:
         data["verifier"] = {**dataclasses.asdict(verifier.config), "overridden": sorted(config.verifier_overrides())}
@@ -644,6 +648,8 @@ def table(data: dict) -> str:
 def _variant_table(data: dict, variant: str | None) -> str:
     head = f"{'condition':<11} {'positive set':<52}" + "".join(f" {'FRR@' + format(t, 'g') + 'FA/h':>12}" for t in FA_TARGETS)
     title = f"model {data['model']} (word {data['word']!r}): real voices, real negatives"
+    if data.get("level_control"):
+        title += " (stage 1 behind the level control)"
     settings = data.get("verifier") or {}
     if settings.get("overridden") and variant != STAGE1:
         title += f" (verifier settings given: candidates at p >= {settings['candidate_threshold']:g}, held {settings['hold_seconds']:g} s)"
