@@ -92,15 +92,14 @@ SILENCE_DBFS = 10.0 * math.log10(1.0 / BLOCK_FULL_SCALE_ENERGY)
 SILENCE_UNITS = math.floor(SILENCE_DBFS * LEVEL_UNITS_PER_DB)
 
 
-def block_level_units(energy: np.ndarray) -> np.ndarray:
-    """The level of each block (int64, hundredths of a dB) from its summed squared samples (digital silence
-    counts as one unit of energy: ``SILENCE_DBFS``)."""
-    ratio = np.maximum(np.asarray(energy, dtype=np.float64), 1.0) / BLOCK_FULL_SCALE_ENERGY
-    return np.floor(10.0 * LEVEL_UNITS_PER_DB * np.log10(ratio)).astype(np.int64)
+def block_level_units(energy: int) -> int:
+    """The level of a block in hundredths of a dB from its summed squared samples (digital silence counts as one
+    unit of energy: ``SILENCE_DBFS``). Plain Python floats, one path for every chunking: the same integers."""
+    return math.floor(10.0 * LEVEL_UNITS_PER_DB * math.log10(max(energy, 1) / BLOCK_FULL_SCALE_ENERGY))
 
 
 def gain_q(gain_units: np.ndarray) -> np.ndarray:
-    """Gains in hundredths of a dB as Q12 integer multipliers (int64; one numpy path for one value or many)."""
+    """Gains in hundredths of a dB as Q12 integer multipliers (int64)."""
     units = np.asarray(gain_units, dtype=np.float64)
     return np.rint((1 << GAIN_FRACTION_BITS) * np.power(10.0, units / (20.0 * LEVEL_UNITS_PER_DB))).astype(np.int64)
 
@@ -119,17 +118,18 @@ class LevelControl:
         self._target = self.config.target_units
         self._release = self.config.release_units_per_block
         self._max_gain = self.config.max_gain_units
+        self._table = gain_q(np.arange(-self._max_gain, self._max_gain + 1)).tolist()
         self.reset()
 
     def reset(self) -> None:
         self.level_units = self._target - self._max_gain
         self._energy = 0
         self._fill = 0
-        self._gain = int(self._gains(np.array([self.level_units]))[0])
+        self._gain = self._gain_after(self.level_units)
 
-    def _gains(self, levels: np.ndarray) -> np.ndarray:
-        """The Q12 gain that follows each held level."""
-        return gain_q(np.clip(self._target - levels, -self._max_gain, self._max_gain))
+    def _gain_after(self, level_units: int) -> int:
+        """The Q12 gain that follows a held level (a table lookup: ``gain_q`` of every gain in range, made once)."""
+        return self._table[min(max(self._target - level_units, -self._max_gain), self._max_gain) + self._max_gain]
 
     @property
     def gain_db(self) -> float:
@@ -154,24 +154,20 @@ class LevelControl:
         return self._apply(x, gains[block])
 
     def _advance(self, energy: np.ndarray) -> np.ndarray:
-        """Finish blocks of these summed squares: the held level moves on; returns the gain of the block under
-        way and of the block after each finished one."""
-        if energy.size == 0:
-            return np.array([self._gain], dtype=np.int64)
-        levels = self._held_levels(block_level_units(energy))
-        gains = np.concatenate(([self._gain], self._gains(levels)))
-        self.level_units, self._gain = int(levels[-1]), int(gains[-1])
-        return gains
+        """Finish blocks of these summed squares: the held level (``max(power, previous - release)``) moves on;
+        returns the gain of the block under way and of the block after each finished one. A plain loop: a
+        microphone chunk holds 2-8 blocks, where a dozen numpy calls would cost more than the arithmetic."""
+        gains, level, r = [self._gain], self.level_units, self._release
+        for e in energy.tolist():
+            level = max(block_level_units(e), level - r, SILENCE_UNITS)
+            gains.append(self._gain_after(level))
+        self.level_units, self._gain = level, gains[-1]
+        return np.array(gains, dtype=np.int64)
 
     @staticmethod
     def _apply(x: np.ndarray, gains: np.ndarray) -> np.ndarray:
-        y = (x * gains + (1 << (GAIN_FRACTION_BITS - 1))) >> GAIN_FRACTION_BITS
-        return np.clip(y, INT16_MIN, INT16_MAX).astype(np.int16)
-
-    def _held_levels(self, powers: np.ndarray) -> np.ndarray:
-        """The held level after each block: ``max(power, previous - release)``, from ``level_units``, vectorised
-        (``L_j = max(cummax(p_i + r i) - r j, L_start - r (j + 1))``, all integers, so exact)."""
-        r = self._release
-        steps = np.arange(powers.size, dtype=np.int64)
-        held = np.maximum.accumulate(powers + r * steps) - r * steps
-        return np.maximum(np.maximum(held, self.level_units - r * (steps + 1)), SILENCE_UNITS)
+        y = x * gains
+        y += 1 << (GAIN_FRACTION_BITS - 1)
+        y >>= GAIN_FRACTION_BITS
+        np.clip(y, INT16_MIN, INT16_MAX, out=y)
+        return y.astype(np.int16)

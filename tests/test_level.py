@@ -41,8 +41,8 @@ def levelled_model(folder, level: dict | object, word="activate"):
 
 
 def test_block_levels_and_gains_are_exact_integers():
-    energy = np.array([BLOCK_SAMPLES * A_20DB**2, 0, BLOCK_SAMPLES * 32767**2])
-    assert block_level_units(energy).tolist() == [-2000, SILENCE_UNITS, -1]  # hundredths of a dB
+    energies = [BLOCK_SAMPLES * A_20DB**2, 0, BLOCK_SAMPLES * 32767**2]
+    assert [block_level_units(e) for e in energies] == [-2000, SILENCE_UNITS, -1]  # hundredths of a dB
     assert SILENCE_UNITS == -11236  # one unit of energy in a block: -112.36 dBFS
     assert gain_q(np.array([0, 6, 3000, -1399])).tolist() == [UNITY, 4124, 129527, 818]
 
@@ -145,6 +145,8 @@ def test_frontend_with_level_control_streams_equal_to_batch(clip, chunk):
 
 
 def test_model_metadata_chooses_the_level_control_for_pipeline_and_evaluation(tmp_path, clip):
+    (tmp_path / "empty").mkdir()
+    assert StreamingModel(levelled_model(tmp_path / "empty", {})).metadata.frontend_config.level == LevelConfig()  # the README's {}
     path = levelled_model(tmp_path, LevelConfig().to_dict())
     model = StreamingModel(path)
     assert model.metadata.frontend_config.level == LevelConfig()
