@@ -16,3 +16,12 @@ def shipped_model_as(word: str, folder: Path, stem: str | None = None) -> Path:
     head = shipped.parent / meta["verifier"]["head"]
     (folder / head.name).write_bytes(head.read_bytes())
     return target
+
+
+def shipped_model_with_frontend(folder: Path, key: str, value, word: str = "activate") -> Path:
+    """``shipped_model_as`` with one setting of its metadata's ``frontend`` block set to ``value``."""
+    path = shipped_model_as(word, folder)
+    meta = json.loads(path.with_suffix(".json").read_text())
+    meta["frontend"][key] = value
+    path.with_suffix(".json").write_text(json.dumps(meta))
+    return path

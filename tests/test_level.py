@@ -1,8 +1,6 @@
 """The level control in front of stage 1: exact integers, streaming equals batch, reset, limits, the same
 word at any level coming out at one level, and a model's metadata choosing it for every path that runs it."""
 
-import json
-
 import numpy as np
 import pytest
 
@@ -16,7 +14,7 @@ from edge.pipeline import Pipeline
 from train.evaluate import tflite_scorer
 
 from .paths import DEV
-from .shipped import shipped_model_as
+from .shipped import shipped_model_as, shipped_model_with_frontend
 
 UNITY = 1 << GAIN_FRACTION_BITS
 A_20DB = 3277
@@ -32,12 +30,8 @@ def square(amplitude: int, blocks: int) -> np.ndarray:
     return np.tile(np.array([amplitude, -amplitude], np.int16), blocks * BLOCK_SAMPLES // 2)
 
 
-def levelled_model(folder, level: dict | object, word="activate"):
-    path = shipped_model_as(word, folder)
-    meta = json.loads(path.with_suffix(".json").read_text())
-    meta["frontend"][LEVEL_KEY] = level
-    path.with_suffix(".json").write_text(json.dumps(meta))
-    return path
+def levelled_model(folder, level: dict | object):
+    return shipped_model_with_frontend(folder, LEVEL_KEY, level)
 
 
 def test_block_levels_and_gains_are_exact_integers():

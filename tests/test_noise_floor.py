@@ -15,7 +15,7 @@ from edge.pipeline import Pipeline
 from train.evaluate import tflite_scorer
 
 from .paths import DEV
-from .shipped import shipped_model_as
+from .shipped import shipped_model_as, shipped_model_with_frontend
 
 LEVEL = -60.0
 
@@ -26,11 +26,7 @@ def clip():
 
 
 def floored_model(folder, level, word="activate"):
-    path = shipped_model_as(word, folder)
-    meta = json.loads(path.with_suffix(".json").read_text())
-    meta["frontend"][NOISE_FLOOR_KEY] = level
-    path.with_suffix(".json").write_text(json.dumps(meta))
-    return path
+    return shipped_model_with_frontend(folder, NOISE_FLOOR_KEY, level, word)
 
 
 def test_table_is_fixed_white_and_at_its_level():

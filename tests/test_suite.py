@@ -283,7 +283,7 @@ def test_suite_level_control_puts_stage_1_behind_it(tmp_path):
     input is not levelled, and a model whose metadata has the level control is reported as levelled too."""
     from edge.level import LEVEL_KEY, LevelConfig
 
-    from .shipped import shipped_model_as
+    from .shipped import shipped_model_with_frontend
 
     base = dict(limit=2, require_hours=0.0, conditions=("clean",), stage2_conditions=())
     model = REPO / "models" / "activate.tflite"
@@ -294,10 +294,7 @@ def test_suite_level_control_puts_stage_1_behind_it(tmp_path):
     stage1 = [d["variants"][suite.STAGE1]["clean"]["det"] for d in (plain, flagged)]
     assert stage1[0] != stage1[1]
     (tmp_path / "meta").mkdir()
-    path = shipped_model_as("activate", tmp_path / "meta")
-    meta = json.loads(path.with_suffix(".json").read_text())
-    meta["frontend"][LEVEL_KEY] = LevelConfig().to_dict()
-    path.with_suffix(".json").write_text(json.dumps(meta))
+    path = shipped_model_with_frontend(tmp_path / "meta", LEVEL_KEY, LevelConfig().to_dict())
     by_metadata = suite.run_suite(suite.SuiteConfig(model=path, out=tmp_path / "meta-out", **base))
     assert by_metadata["level_control"]
     assert by_metadata["variants"][suite.STAGE1]["clean"]["det"] == flagged["variants"][suite.STAGE1]["clean"]["det"]
