@@ -12,6 +12,12 @@ It is causal with no latency: the gain of a block comes from the blocks before i
 go through at the gain of what came before (after a silence, the largest), and the output has exactly as many samples as the input.
 Everything is integer arithmetic on fixed-point units (``LEVEL_UNITS_PER_DB``, ``GAIN_FRACTION_BITS``), so
 the output depends only on the samples since ``reset()``: streaming equals batch, bit for bit.
+
+It is off unless a model's metadata asks for it (``frontend.level_control``; ``edge-eval --suite real
+--level-control`` measures any model behind it). Measured on the real-voice suite (models/README.md, "A level
+control in front of stage 1"): microphone words gain in quiet rooms (athena's cascade 13.6 -> 9.3 % at 0.5 FA/h,
+amelia's stage 1 alone 70.4 -> 54.3 % at 1 FA/h) but amelia loses 7-8 points in noise and rooms, and telephone
+audio (wildfire) 5: a gain that moves with the speech also moves the noise under it.
 """
 
 from __future__ import annotations
@@ -78,6 +84,7 @@ class LevelConfig:
 
     @property
     def release_units_per_block(self) -> int:
+        """The release in whole hundredths of a dB per 10 ms block: ``release_db_per_s`` in steps of 1 dB/s."""
         return round(self.release_db_per_s * LEVEL_UNITS_PER_DB * BLOCK_SAMPLES / SAMPLE_RATE)
 
     @property

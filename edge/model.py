@@ -32,8 +32,8 @@ import numpy as np
 from .detector import MAX_REFRACTORY_SECONDS, MAX_SMOOTHING_STEPS
 from .errors import ModelError
 from .features import DEFAULT_FRONTEND, MODEL_INPUT_SCALE, NOISE_FLOOR_KEY, FrontendConfig
-from .native import quiet
 from .level import LEVEL_KEY, LevelConfig
+from .native import quiet
 from .noise_floor import MAX_LEVEL_DBFS, MIN_LEVEL_DBFS
 from .tflite_check import check_tflite
 

@@ -29,6 +29,7 @@ from edge.detector import Detector, DetectorConfig
 from edge.errors import DataError, ModelError, run_guarded
 from edge.geometry import DEFAULT_GEOMETRY
 from edge.helpformat import HelpFormatter
+from edge.level import LevelConfig
 
 HIT_AFTER_END_SECONDS = 1.0
 CONTEXT_SECONDS = 1.5
@@ -121,7 +122,7 @@ def build_streams(positives, negatives, backgrounds=None, snr_db: float = 10.0, 
     return pos_stream, neg_stream
 
 
-def tflite_scorer(path: Path, level=None):
+def tflite_scorer(path: Path, level: LevelConfig | None = None):
     """The device path's probabilities over a stream; ``level`` (an ``edge.level.LevelConfig``) puts the level
     control in front of the model's frontend whether or not its metadata has one (``edge-eval --level-control``)."""
     from edge.features import Frontend
