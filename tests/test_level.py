@@ -155,3 +155,24 @@ def test_model_metadata_chooses_the_level_control_for_pipeline_and_evaluation(tm
     plain_score, _ = tflite_scorer(shipped_model_as("plain", tmp_path))
     _, plain = plain_score(clip)
     assert plain.shape == scored.shape and not np.allclose(plain, scored)
+
+
+def test_edge_run_says_when_stage_1_is_behind_the_level_control(tmp_path, clip):
+    import subprocess
+    import sys
+
+    from edge.audio import write_wav
+
+    from .paths import REPO
+
+    wav = tmp_path / "clip.wav"
+    write_wav(wav, clip)
+    path = levelled_model(tmp_path, {})
+    run = [sys.executable, "-m", "edge.cli", "--input", str(wav), "--model"]
+    levelled = subprocess.run(run + [str(path)], cwd=REPO, capture_output=True, text=True, timeout=300)
+    plain = subprocess.run(run + [str(REPO / "models" / "activate.tflite")], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert levelled.returncode == 0 and plain.returncode == 0, levelled.stderr[-500:]
+    assert "stage 1 behind the level control (target -14 dBFS)" in levelled.stderr
+    assert "level control" not in plain.stderr
+    assert "detected 'activate'" in levelled.stderr  # the dev clip's word is still found
+
