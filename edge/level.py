@@ -28,6 +28,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .audio import SAMPLE_RATE
+from .noise_floor import INT16_FULL_SCALE, INT16_MAX, INT16_MIN
 
 BLOCK_SAMPLES = 160
 """The level is measured per 10 ms block (the frontend's step)."""
@@ -35,8 +36,6 @@ LEVEL_UNITS_PER_DB = 100
 """Levels and gains are integers in hundredths of a dB."""
 GAIN_FRACTION_BITS = 12
 """The linear gain is an integer with this many fraction bits (Q12): ``y = (x * gain + half) >> 12``."""
-INT16_FULL_SCALE = 32768
-INT16_MIN, INT16_MAX = -32768, 32767
 DEFAULT_TARGET_DBFS = -14.0
 """The loudest 10 ms block of a word is brought here: about -20 dBFS of speech level (the mean power of the
 louder half of 25 ms frames) for a short word; measured on the amelia takes, a block peak is 3-7 dB above that."""
