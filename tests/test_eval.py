@@ -101,6 +101,22 @@ def test_edge_eval_bad_inputs(tmp_path, capsys):
         assert err[-1].startswith("edge-eval: error:")
 
 
+@pytest.mark.parametrize("extra, named", [
+    (["--positives", "P", "--negatives", "N", "--level-control"], "--level-control works only with --suite real"),
+    (["--positives", "P", "--negatives", "N", "--conditions", "clean"], "--conditions works only with --suite real"),
+    (["--suite", "real", "--snr", "0"], "--snr works only without --suite real"),
+    (["--suite", "real", "--negatives", "N"], "--negatives works only without --suite real"),
+])
+def test_edge_eval_names_an_option_its_mode_would_ignore(tmp_path, capsys, extra, named):
+    """An option the chosen mode never reads (a suite option on folders, a folder option on the suite) used to be
+    dropped silently, so a run measured something other than what was asked: now one line and exit 2, before any work."""
+    with pytest.raises(SystemExit) as stop:
+        main(["--model", str(tmp_path / "m.tflite"), *extra, "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and err[-1] == f"edge-eval: error: {named}"
+    assert not (tmp_path / "o").exists()
+
+
 def test_after_hours_scores_positives_after_continuous_audio(tmp_path, capsys):
     t = tiny()
     capsys.readouterr()

@@ -392,6 +392,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--json", action="store_true", help="print the full JSON instead of the summary")
     args = p.parse_args(argv)
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    ignored = _options_given(p, args, FOLDER_ONLY_OPTIONS if args.suite else SUITE_ONLY_OPTIONS)
+    if ignored:
+        p.error(f"{ignored[0]} works only {'without' if args.suite else 'with'} --suite real")
     if args.suite:
         return _suite_main(args)
     if not args.positives or not args.negatives:
@@ -401,6 +404,18 @@ def main(argv: list[str] | None = None) -> int:
         return code
     print(json.dumps({k: v for k, v in result.items() if k != "sweep"}, indent=1) if args.json else summary(result))
     return 0
+
+
+SUITE_ONLY_OPTIONS = ("word", "limit", "min_hours", "conditions", "stage2_conditions", "candidate_threshold", "hold_seconds",
+                      "level_control")
+"""Options only the real-voice suite reads: given without ``--suite`` they would be silently ignored."""
+FOLDER_ONLY_OPTIONS = ("positives", "negatives", "backgrounds", "snr", "refractory", "seed", "after_hours")
+"""Options only the folder evaluation reads: the suite brings its own audio, mixing and refractory time."""
+
+
+def _options_given(p: argparse.ArgumentParser, args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    """Of ``names``, the options set to something other than their default, as the user typed them (``--min-hours``)."""
+    return ["--" + name.replace("_", "-") for name in names if getattr(args, name) != p.get_default(name)]
 
 
 def _open_unit(text: str) -> float:
