@@ -11,16 +11,23 @@ from .errors import AudioFormatError, EmptyAudioError
 
 SAMPLE_RATE = 16000
 """The one sample rate of the whole pipeline (Hz)."""
-INT16_FULL_SCALE = 32767
+INT16_MIN, INT16_MAX = -32768, 32767
+"""The int16 sample range."""
+INT16_FULL_SCALE = 32768.0
+"""0 dBFS: ``samples / INT16_FULL_SCALE`` lies in [-1, 1); a level in dBFS is relative to it."""
 MIN_INPUT_RATE = 8000
 MAX_INPUT_RATE = 48000
 LOG = logging.getLogger(__name__)
 
 
+def clip_int16(samples: np.ndarray) -> np.ndarray:
+    """Samples clipped to the int16 range, then cast (no rounding: round first where it matters)."""
+    return np.clip(samples, INT16_MIN, INT16_MAX).astype(np.int16)
+
+
 def to_int16(samples: np.ndarray) -> np.ndarray:
-    """Float audio in [-1, 1] to int16 with rounding and clipping."""
-    scaled = np.rint(np.asarray(samples, dtype=np.float64) * INT16_FULL_SCALE)
-    return np.clip(scaled, -INT16_FULL_SCALE - 1, INT16_FULL_SCALE).astype(np.int16)
+    """Float audio in [-1, 1] to int16 with rounding and clipping (+-1 becomes +-32767)."""
+    return clip_int16(np.rint(np.asarray(samples, dtype=np.float64) * INT16_MAX))
 
 
 def resample(samples: np.ndarray, rate: int, target: int = SAMPLE_RATE) -> np.ndarray:

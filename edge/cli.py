@@ -228,7 +228,7 @@ def open_source(args: argparse.Namespace, config, notifier=None):
 def write_chime_output(path: str, audio: np.ndarray, detections: list[Detection], chime: np.ndarray) -> None:
     """The input with a chime at each detection; silence is added after it only to hold the chime of a
     detection in the ``--end-silence`` (past the input's end)."""
-    from .audio import write_wav
+    from .audio import clip_int16, write_wav
 
     past_end = [det.sample + chime.size for det in detections if det.sample >= audio.size]
     mixed = np.zeros(max([audio.size, *past_end]), np.float64)
@@ -236,7 +236,7 @@ def write_chime_output(path: str, audio: np.ndarray, detections: list[Detection]
     for det in detections:
         end = min(det.sample + chime.size, mixed.size)
         mixed[det.sample : end] += CHIME_GAIN * chime[: end - det.sample]
-    write_wav(path, np.clip(mixed, -32768, 32767).astype(np.int16))
+    write_wav(path, clip_int16(mixed))
 
 
 def default_chime() -> np.ndarray:

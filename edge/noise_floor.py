@@ -20,8 +20,8 @@ from functools import lru_cache
 
 import numpy as np
 
-INT16_FULL_SCALE = 32768.0
-"""0 dBFS: the RMS of the noise floor is ``INT16_FULL_SCALE * 10 ** (level_dbfs / 20)``."""
+from .audio import INT16_FULL_SCALE, INT16_MAX, INT16_MIN
+
 NOISE_TABLE_SAMPLES = 1 << 16
 """Length of the noise table (4.1 s at 16 kHz); the floor repeats with this period."""
 HASH_MULTIPLIER = 0x45D9F3B
@@ -32,7 +32,6 @@ UNIFORMS_PER_SAMPLE = 4
 UNIFORM_BITS = 8
 UNIFORM_VARIANCE = ((1 << UNIFORM_BITS) ** 2 - 1) / 12.0
 """Variance of one uniform integer in [0, 2**UNIFORM_BITS)."""
-INT16_MIN, INT16_MAX = -32768, 32767
 RECIPE_LEVEL_DBFS = -60.0
 """The floor new models are trained with (``edge-word``, ``edge-synth build``): at or below the self-noise of
 a real microphone, so real-microphone input hardly changes, while audio with empty bands or digital silence

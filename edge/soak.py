@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .audio import SAMPLE_RATE, read_audio
+from .audio import SAMPLE_RATE, clip_int16, read_audio
 from .errors import EdgeError
 
 SECONDS_PER_HOUR = 3600
@@ -53,7 +53,6 @@ BACKGROUND_SETS = ("noise/ambient", "noise/precise_bg", "noise/speech_commands_b
 POSITIVE_SET = "activate/dev"
 FILES_PER_SET = 40
 RUN_TIMEOUT_SECONDS = 600.0
-INT16_MAX = 32767
 
 
 def shared_data() -> Path:
@@ -146,7 +145,7 @@ class FillerStream:
             part = self._segment()[: want - have]
             parts.append(part)
             have += part.size
-        return np.clip(np.rint(np.concatenate(parts)), -INT16_MAX - 1, INT16_MAX).astype(np.int16)
+        return clip_int16(np.rint(np.concatenate(parts)))
 
 
 @dataclass(frozen=True)

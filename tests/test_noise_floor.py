@@ -10,7 +10,8 @@ from edge.audio import read_audio
 from edge.errors import ModelError
 from edge.features import DEFAULT_FRONTEND, NOISE_FLOOR_KEY, Frontend, compute_features
 from edge.model import StreamingModel
-from edge.noise_floor import INT16_FULL_SCALE, RECIPE_LEVEL_DBFS, NOISE_TABLE_SAMPLES, NoiseFloor, NoiseFloorConfig, noise_table, unit_noise
+from edge.audio import INT16_FULL_SCALE
+from edge.noise_floor import RECIPE_LEVEL_DBFS, NOISE_TABLE_SAMPLES, NoiseFloor, NoiseFloorConfig, noise_table, unit_noise
 from edge.pipeline import Pipeline
 from train.evaluate import tflite_scorer
 

@@ -6,10 +6,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from edge.audio import SAMPLE_RATE
+from edge.audio import INT16_FULL_SCALE, SAMPLE_RATE
 
 EPS = 1e-9
-INT16_SCALE = 32768.0
 PEAK_LIMIT = 0.98
 
 
@@ -48,7 +47,7 @@ def make_rir_bank(seed: int, config: RirBankConfig = RirBankConfig()) -> list[np
 
 
 def to_float(audio: np.ndarray) -> np.ndarray:
-    return np.asarray(audio, dtype=np.float64) / INT16_SCALE
+    return np.asarray(audio, dtype=np.float64) / INT16_FULL_SCALE
 
 
 def rms(x: np.ndarray) -> float:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from edge.audio import SAMPLE_RATE, read_audio
+from edge.audio import INT16_FULL_SCALE, SAMPLE_RATE, read_audio
 from edge.embedding import SpeechEmbedding, chunk_windows
 from edge.errors import AudioFormatError, DataError, ModelError, run_guarded
 from edge.helpformat import HelpFormatter
@@ -121,7 +121,7 @@ def head_weights(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
 def _has_sound(audio: np.ndarray) -> bool:
     if audio.size < MIN_TAKE_SECONDS * SAMPLE_RATE:
         return False
-    level = float(np.sqrt(np.mean((audio.astype(np.float64) / 32768.0) ** 2)))
+    level = float(np.sqrt(np.mean((audio.astype(np.float64) / INT16_FULL_SCALE) ** 2)))
     return level > 10 ** (MIN_TAKE_DBFS / 20.0)
 
 

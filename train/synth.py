@@ -18,10 +18,10 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from edge.audio import SAMPLE_RATE, to_int16
+from edge.audio import INT16_FULL_SCALE, INT16_MAX, SAMPLE_RATE, to_int16
 from edge.geometry import DEFAULT_GEOMETRY, StepGeometry
 
-from .augment import INT16_SCALE, change_speed, normalise, random_eq, reverberate, rms, to_float
+from .augment import change_speed, normalise, random_eq, reverberate, rms, to_float
 from .channel import ChannelConfig, apply_channel
 from .sources import ClipPool
 
@@ -231,7 +231,7 @@ class ExampleSynth:
         mix, channel = apply_channel(mix, rng, cfg.channel)
         record.update(channel)
         target = float(rng.uniform(*cfg.target_dbfs))
-        audio = to_int16(normalise(mix, target) * (INT16_SCALE / 32767.0))
+        audio = to_int16(normalise(mix, target) * (INT16_FULL_SCALE / INT16_MAX))
         record.update({"seed": seed, "index": index, "target_dbfs": round(target, 2), "events": events})
         return Example(audio, labels, record)
 

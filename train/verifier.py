@@ -39,7 +39,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edge.audio import SAMPLE_RATE
+from edge.audio import INT16_FULL_SCALE, SAMPLE_RATE, clip_int16
 from edge.embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, SpeechEmbedding, chunk_windows, embeddings_for, find_embedding_files,
                             mel_track)
 from edge.errors import DataError, ModelError, run_guarded
@@ -221,17 +221,17 @@ class Augmenter:
         self.channel = ChannelConfig()
 
     def apply(self, x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        x = x.astype(np.float64) / 32768.0
+        x = x.astype(np.float64) / INT16_FULL_SCALE
         if rng.random() < REVERB_PROB:
             x = reverberate(x, self.rirs[int(rng.integers(len(self.rirs)))], float(rng.uniform(*REVERB_WET)))[: x.size]
         if self.noise is not None and rng.random() < NOISE_PROB:
             start = int(rng.integers(max(self.noise.size - x.size, 1)))
-            bg = np.resize(self.noise[start:], x.size) / 32768.0
+            bg = np.resize(self.noise[start:], x.size) / INT16_FULL_SCALE
             snr = float(rng.uniform(*SNR_DB))
             x = x + bg * ((rms(x) or 1.0) / (rms(bg) or 1.0)) / 10 ** (snr / 20.0)
         x, _ = apply_channel(x, rng, self.channel)
         x = normalise(x, float(rng.uniform(*LEVEL_DBFS)))
-        return np.clip(x * 32768.0, -32768, 32767).astype(np.int16)
+        return clip_int16(x * INT16_FULL_SCALE)
 
 
 def _voice(x: np.ndarray, rng: np.random.Generator, vocal_tract: VocalTractConfig) -> np.ndarray:
@@ -239,7 +239,7 @@ def _voice(x: np.ndarray, rng: np.random.Generator, vocal_tract: VocalTractConfi
     from .augment import change_speed
 
     y = warp_formants(x, vocal_tract.draw(rng))
-    return np.clip(change_speed(y, float(rng.uniform(*SPEED))), -32768, 32767).astype(np.int16)
+    return clip_int16(change_speed(y, float(rng.uniform(*SPEED))))
 
 
 def words_in_context(emb: SpeechEmbedding, clips: ClipPool, context: np.ndarray, count: int, config: VerifierConfig,

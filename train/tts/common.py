@@ -12,7 +12,7 @@ from typing import Sequence
 
 import numpy as np
 
-from edge.audio import SAMPLE_RATE, convert
+from edge.audio import INT16_MAX, SAMPLE_RATE, clip_int16, convert
 from edge.errors import DataError
 
 ENGLISH = "en"
@@ -28,7 +28,6 @@ SPEECH_REL_DB = -35.0
 """A frame is speech when its RMS is at most this far below the loudest frame's."""
 FRAMES_PER_SECOND = 100  # 10 ms energy frames
 AMPLITUDE_DB = 20  # dB = 20 * log10(amplitude ratio)
-INT16_MIN, INT16_MAX = -32768, 32767
 SEED_BITS = 63
 SEED_BYTES = 8
 ROUND_DIGITS = 3
@@ -207,4 +206,4 @@ def finish(data: np.ndarray, rate: int, pitch_rate: float, what: str) -> np.ndar
         raise DataError(f"{what}: produced only silence")
     peak = float(np.abs(audio.astype(np.float64)).max())
     out = np.rint(audio.astype(np.float64) * (PEAK_TARGET * float(INT16_MAX) / peak))
-    return np.clip(out, INT16_MIN, INT16_MAX).astype(np.int16)
+    return clip_int16(out)
