@@ -392,6 +392,7 @@ def toy_script(block: str) -> str:
     return "set -euo pipefail\n" + "\n".join(lines) + "\n"
 
 
+@pytest.mark.slow  # six tools one after another, 60-90 s on CI: 180 s was too close on a busy machine
 def test_training_block_runs_at_toy_scale(workdir):
     pytest.importorskip("tensorflow")
     cwd, env = workdir
