@@ -361,6 +361,18 @@ def summary(result: dict) -> str:
     return "\n".join(lines)
 
 
+SUITE_ONLY_OPTIONS = ("word", "limit", "min_hours", "conditions", "stage2_conditions", "candidate_threshold", "hold_seconds",
+                      "level_control")
+"""Options only the real-voice suite reads: given without ``--suite`` they would be silently ignored."""
+FOLDER_ONLY_OPTIONS = ("positives", "negatives", "backgrounds", "snr", "refractory", "seed", "after_hours")
+"""Options only the folder evaluation reads: the suite brings its own audio, mixing and refractory time."""
+
+
+def _options_given(p: argparse.ArgumentParser, args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
+    """Of ``names``, the options set to something other than their default, as the user typed them (``--min-hours``)."""
+    return ["--" + name.replace("_", "-") for name in names if getattr(args, name) != p.get_default(name)]
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="edge-eval", description=__doc__, formatter_class=HelpFormatter)
     p.add_argument("--model", required=True, help=".tflite (device path) or .keras (float sequence model)")
@@ -404,18 +416,6 @@ def main(argv: list[str] | None = None) -> int:
         return code
     print(json.dumps({k: v for k, v in result.items() if k != "sweep"}, indent=1) if args.json else summary(result))
     return 0
-
-
-SUITE_ONLY_OPTIONS = ("word", "limit", "min_hours", "conditions", "stage2_conditions", "candidate_threshold", "hold_seconds",
-                      "level_control")
-"""Options only the real-voice suite reads: given without ``--suite`` they would be silently ignored."""
-FOLDER_ONLY_OPTIONS = ("positives", "negatives", "backgrounds", "snr", "refractory", "seed", "after_hours")
-"""Options only the folder evaluation reads: the suite brings its own audio, mixing and refractory time."""
-
-
-def _options_given(p: argparse.ArgumentParser, args: argparse.Namespace, names: tuple[str, ...]) -> list[str]:
-    """Of ``names``, the options set to something other than their default, as the user typed them (``--min-hours``)."""
-    return ["--" + name.replace("_", "-") for name in names if getattr(args, name) != p.get_default(name)]
 
 
 def _open_unit(text: str) -> float:
