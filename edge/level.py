@@ -27,8 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .audio import SAMPLE_RATE
-from .audio import INT16_FULL_SCALE, INT16_MAX, INT16_MIN
+from .audio import INT16_FULL_SCALE, INT16_MAX, INT16_MIN, SAMPLE_RATE
 
 BLOCK_SAMPLES = 160
 """The level is measured per 10 ms block (the frontend's step)."""

@@ -6,11 +6,10 @@ import json
 import numpy as np
 import pytest
 
-from edge.audio import read_audio
+from edge.audio import INT16_FULL_SCALE, read_audio
 from edge.errors import ModelError
 from edge.features import DEFAULT_FRONTEND, NOISE_FLOOR_KEY, Frontend, compute_features
 from edge.model import StreamingModel
-from edge.audio import INT16_FULL_SCALE
 from edge.noise_floor import RECIPE_LEVEL_DBFS, NOISE_TABLE_SAMPLES, NoiseFloor, NoiseFloorConfig, noise_table, unit_noise
 from edge.pipeline import Pipeline
 from train.evaluate import tflite_scorer
