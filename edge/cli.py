@@ -280,7 +280,9 @@ def run(args: argparse.Namespace) -> int:
             "model %s (%s, %s); threshold %g%s, smoothing %d, refractory %.1f s%s", word.model.path, word.name,
             word.model.backend, det_config.threshold,
             "" if word.verifier is None else f" (verifier; candidates at {word.verifier.config.candidate_threshold:g}"
-            + (f", fused with stage 1 at weight {word.verifier.config.stage1_weight:g})" if word.verifier.config.stage1_weight else ")"),
+            + (f", fused with stage 1 at weight {word.verifier.config.stage1_weight:g}" if word.verifier.config.stage1_weight else "")
+            + ("" if word.verifier.enrolled is None else
+               f"; enrolled voice: adapted head behind a speaker gate at cosine {word.verifier.enrolled.gate.config.threshold:g}") + ")",
             det_config.smoothing_steps, det_config.refractory_seconds,
             "" if word.frontend.config.level is None else f"; stage 1 behind the level control (target {word.frontend.config.level.target_dbfs:g} dBFS)",
         )

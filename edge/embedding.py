@@ -289,6 +289,18 @@ class EmbeddingStream:
         self._remember(self._embs, chunk, emb, self.window)
         return emb
 
+    def audio_before(self, end: int, count: int) -> np.ndarray:
+        """The ``count`` samples before sample ``end`` as int16 (silence before the stream began);
+        ``ModelError`` if they have left the ring or not arrived yet."""
+        oldest = self.samples_seen - self._audio.size
+        if end > self.samples_seen or max(end - count, 0) < max(oldest, 0):
+            raise ModelError(f"samples {end - count}-{end} are not in the verifier's audio ring ({oldest}-{self.samples_seen})")
+        out = np.zeros(count, np.int16)
+        lo = max(end - count, oldest, 0)
+        if end > lo:
+            out[lo - (end - count):] = self._audio[lo - oldest: end - oldest].astype(np.int16)
+        return out
+
     def window_at(self, chunk: int) -> np.ndarray:
         """The ``window`` embeddings ending with chunk ``chunk``: (window, EMBEDDING_DIM)."""
         return np.stack([self.embedding_at(c) for c in range(chunk - self.window + 1, chunk + 1)])

@@ -40,6 +40,7 @@ from .embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, EmbeddingFiles, EmbeddingS
                         find_embedding_files)
 from .errors import ModelError
 from .native import quiet
+from .speaker import SpeakerEncoder, SpeakerGate, SpeakerGateConfig
 
 VERIFIER_FORMAT = "trigger-edge-verifier"
 VERIFIER_VERSION = 2
@@ -286,9 +287,11 @@ class Cascade:
     ``reset()``: no audio, no candidate, no stage-1 steps.
     """
 
-    def __init__(self, head: VerifierHead, config: VerifierConfig, embedding: SpeechEmbedding | None = None) -> None:
+    def __init__(self, head: VerifierHead, config: VerifierConfig, embedding: SpeechEmbedding | None = None,
+                 enrolled: "EnrolledHead | None" = None) -> None:
         self.head = head
         self.config = config
+        self.enrolled = enrolled
         self.stream = EmbeddingStream(embedding or SpeechEmbedding(), config.window)
         self.gate = CandidateGate(config)
         self.peak = Stage1Peak(config)
@@ -311,7 +314,12 @@ class Cascade:
         if chunk is None:
             return None
         self.verifications += 1
-        return self.config.score(self.head.logit(self.stream.window_at(chunk)), peak)
+        window = self.stream.window_at(chunk)
+        score = self.config.score(self.head.logit(window), peak)
+        if self.enrolled is None:
+            return score
+        adapted = self.config.score(self.enrolled.head.logit(window), peak)
+        return self.enrolled.choose(score, adapted, lambda n: self.stream.audio_before(sample, n))
 
 
 def verify_chunk(sample: int) -> int:
@@ -359,4 +367,77 @@ def cascade_for(model, enabled: bool = True) -> Cascade | None:
     if block is None or not enabled:
         return None
     head, config, embedding = load_verifier(Path(model.path), block)
-    return Cascade(head, config, embedding)
+    return Cascade(head, config, embedding, load_enrolled(Path(model.path), block, config))
+
+
+@dataclass(frozen=True)
+class EnrollmentSpec:
+    """An enrolled model's ``verifier.enrollment`` block, validated: the adapted head and its speaker gate."""
+
+    head: Path
+    head_sha256: str
+    encoder: Path
+    encoder_sha256: str
+    gate: SpeakerGateConfig
+
+    @classmethod
+    def from_metadata(cls, block: dict, model_path: Path) -> "EnrollmentSpec | None":
+        """None: no enrollment, or one from before the speaker gate (its adapted head is ``head`` itself)."""
+        enrollment = block.get("enrollment") if isinstance(block, dict) else None
+        if not isinstance(enrollment, dict) or "speaker_gate" not in enrollment:
+            return None
+        source = f"{model_path.with_suffix('.json')}: verifier.enrollment"
+        try:
+            gate = enrollment["speaker_gate"]
+            config = SpeakerGateConfig(voice=tuple(float(v) for v in gate["voice"]), threshold=float(gate["threshold"]),
+                                       segment_seconds=float(gate["segment_seconds"]))
+            return cls(model_path.parent / str(enrollment["head"]), str(enrollment["head_sha256"]),
+                       model_path.parent / str(gate["encoder"]), str(gate["encoder_sha256"]), config)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise ModelError(f"{source}: incomplete or invalid ({exc})") from None
+
+
+class EnrolledHead:
+    """The adapted head of an enrolled model behind its speaker gate.
+
+    Where the original head confirms a candidate, its score stands. Where it does not and the
+    adapted head alone would confirm it (its score at or above the verifier's threshold), the
+    speaker gate hears the audio before the candidate: the enrolled voice gets the adapted
+    head's score, anyone else keeps the original's. So the adapted head can add detections
+    only for the enrolled voice, and the gate runs only at those rare moments.
+    """
+
+    def __init__(self, head: VerifierHead, gate: SpeakerGate, threshold: float) -> None:
+        self.head = head
+        self.gate = gate
+        self.threshold = threshold
+        self.checks = 0
+        """How often the gate has run (its cost counter)."""
+        self.passed = 0
+
+    def choose(self, original: float, adapted: float, segment) -> float:
+        """The score to report; ``segment(n)`` gives the n samples before the candidate (int16)."""
+        if original >= self.threshold or adapted < self.threshold:
+            return original
+        self.checks += 1
+        if not self.gate.passes(segment(self.gate.config.segment_samples)):
+            return original
+        self.passed += 1
+        return adapted
+
+    def choose_track(self, positions: np.ndarray, original: np.ndarray, adapted: np.ndarray, audio: np.ndarray) -> np.ndarray:
+        """Whole-clip version of ``choose``: the scores of a clip's candidates at ``positions``."""
+        def before(end: int):
+            return lambda count: np.concatenate([np.zeros(max(count - end, 0), np.int16), audio[max(end - count, 0): end]])
+
+        return np.array([self.choose(o, a, before(int(p))) for p, o, a in
+                         zip(np.asarray(positions).tolist(), np.asarray(original).tolist(), np.asarray(adapted).tolist())], np.float64)
+
+
+def load_enrolled(model_path: Path, block: dict, config: VerifierConfig) -> EnrolledHead | None:
+    """The adapted head and speaker gate an enrolled model's metadata names (None: not enrolled that way)."""
+    spec = EnrollmentSpec.from_metadata(block, model_path)
+    if spec is None:
+        return None
+    head = VerifierHead(spec.head, spec.head_sha256, config.window, score_scale=config.score_scale)
+    return EnrolledHead(head, SpeakerGate(SpeakerEncoder(spec.encoder, spec.encoder_sha256), spec.gate), config.threshold)

