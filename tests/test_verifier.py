@@ -415,7 +415,7 @@ def test_edge_enroll_from_wav_files_end_to_end(toy, enrolled):
     assert enrollment["takes"] == len(takes) and enrollment["head"] == "toy-enrolled.tflite"
     assert (out / enrollment["head"]).read_bytes() != before[1]
     gate = enrollment["speaker_gate"]
-    assert gate["encoder"] == "toy-speaker.onnx" and len(gate["voice"]) == 256 and -1 <= gate["threshold"] <= 1
+    assert gate["encoder"] == "toy-speaker.tflite" and gate["encoder_conversion"]["min_cosine_to_onnx"] >= 0.95 and len(gate["voice"]) == 256 and -1 <= gate["threshold"] <= 1
     assert abs(np.linalg.norm(gate["voice"]) - 1) < 1e-5 and gate["segment_seconds"] == 1.2
     held = gate["held_out"]  # set on held-out audio; there the gated pair fires no more than each head alone
     assert held["hours"] > 0.04 and held["percentile"] == 99 and held["points"] >= 20
@@ -429,6 +429,16 @@ def test_edge_enroll_from_wav_files_end_to_end(toy, enrolled):
                          cwd=REPO, capture_output=True, text=True, timeout=120)
     assert run.returncode == 0 and "(verifier; candidates at" in run.stderr, run.stderr[-2000:]
     assert f"enrolled voice: adapted head behind a speaker gate at cosine {gate['threshold']:g})" in run.stderr
+
+
+def test_edge_enroll_without_held_out_audio_stops_before_adapting(toy, tmp_path):
+    """The speaker gate's threshold needs held-out audio: without it, one line and exit 2, before minutes of work."""
+    model, _ = toy
+    done = subprocess.run([sys.executable, "-m", "train.enroll", "--model", str(model), "--wav", str(ENROLL_TAKES[0]),
+                           "--out", str(tmp_path / "mine"), "--held-out"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert done.stderr.strip().splitlines()[-1].startswith("edge-enroll: error: the speaker gate needs held-out real audio")
+    assert not (tmp_path / "mine").exists()
 
 
 class _RecordingGate(SpeakerGate):

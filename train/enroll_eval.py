@@ -39,11 +39,12 @@ from edge.errors import DataError, run_guarded
 from edge.speaker import SpeakerEncoder, SpeakerGate, SpeakerGateConfig
 from edge.verifier import EnrolledHead, VerifierHead, load_verifier
 
-from .enroll import (CandidateWindows, Candidates, EnrollConfig, adapt_head, default_held_out, default_negatives, enrolled_voice, gate_on,
-                     negative_windows, take_windows)
+from .enroll import (CandidateWindows, Candidates, EnrollConfig, adapt_head, conversion_check, default_held_out, default_negatives,
+                     enrolled_voice, gate_on, negative_windows, take_windows)
 from .evaluate import REFRACTORY_SECONDS, count_events, fire_positions
 from .quiet_tf import quiet_tensorflow
 from .sources import ClipPool, read_labels, trim_silence
+from .speaker_tflite import convert_encoder
 from .speakers import bundled_encoder
 from .suite import AFTER_SECONDS, CONTEXT_SECONDS, SuitePaths, default_paths, negative_sets, noise_spec, wuw_span
 from .verifier import Augmenter, convert_head, negative_stream
@@ -51,6 +52,7 @@ from .verifier import Augmenter, convert_head, negative_stream
 SEED = 17
 FA_CACHE = "fa-windows.npz"
 GUARD_CACHE = "guard-windows.npz"
+SPEAKER_ENCODER = "speaker.tflite"
 
 
 class Scorer(CandidateWindows):
@@ -115,7 +117,7 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
     print("enroll-eval: candidate windows on the suite's negatives", file=log, flush=True)
     fa_sets, fa_audio, hours = suite_candidates(scorer, word, paths, out)
     held, guard = held_out_candidates(scorer, model, out, rng, log)
-    encoder = SpeakerEncoder(bundled_encoder())
+    encoder = speaker_encoder(out, stream)
     context = np.concatenate([c for c in ClipPool.load("context", [f"{data / 'speech' / 'ljspeech'}:eval"]).clips])
     ref = int(REFRACTORY_SECONDS * SAMPLE_RATE)
 
@@ -170,6 +172,15 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     (out / "enroll-eval.json").write_text(json.dumps(result, indent=1))
     return result
+
+
+def speaker_encoder(out: Path, stream: np.ndarray) -> SpeakerEncoder:
+    """The gate's TFLite encoder, converted as edge-enroll converts it (once per folder)."""
+    path = out / SPEAKER_ENCODER
+    if not path.is_file():
+        out.mkdir(parents=True, exist_ok=True)
+        convert_encoder(bundled_encoder(), path, conversion_check((), stream))
+    return SpeakerEncoder(path)
 
 
 def adapted_head(model: Path, meta: dict, scorer: Scorer, takes: list[np.ndarray], stream: np.ndarray, neg: np.ndarray,

