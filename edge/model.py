@@ -292,6 +292,25 @@ def read_model_bytes(path: Path) -> bytes:
     return data
 
 
+def side_interpreter(path: Path, sha256: str | None, what: str, where: str, num_threads: int = 1):
+    """A TFLite interpreter, tensors allocated, for a file a model's metadata names beside it (a
+    verifier head, a speaker encoder): a one-line ``ModelError`` if it is missing, is not the
+    file the metadata hashed, or will not load."""
+    if not path.is_file():
+        raise ModelError(f"{path}: {what} not found ({where})")
+    content = read_model_bytes(path)
+    if sha256 is not None and hashlib.sha256(content).hexdigest() != sha256:
+        raise ModelError(f"{path}: {what} does not match the sha256 in its metadata (replaced or damaged file)")
+    cls, _ = interpreter_class()
+    try:
+        with quiet():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate" (edge.native)
+            interp = cls(model_content=content, num_threads=num_threads)
+            interp.allocate_tensors()
+    except (ValueError, RuntimeError) as exc:
+        raise ModelError(f"{path}: corrupt {what} ({str(exc).splitlines()[0] if str(exc) else type(exc).__name__})") from None
+    return interp
+
+
 def verify_model_bytes(content: bytes, metadata: ModelMetadata, path: Path) -> None:
     """The file is the one its metadata describes (sha256) and a well-formed FlatBuffer."""
     if metadata.tflite_sha256 is None:

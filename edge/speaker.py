@@ -20,7 +20,6 @@ length, they are averaged and the mean is made unit length again.
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,7 +27,6 @@ import numpy as np
 
 from .audio import INT16_FULL_SCALE, SAMPLE_RATE
 from .errors import ModelError
-from .native import quiet
 
 N_FFT = 512
 WIN_SAMPLES = 400
@@ -122,21 +120,11 @@ class SpeakerEncoder:
     where onnxruntime added about 50."""
 
     def __init__(self, path: Path, sha256: str | None = None, num_threads: int = 1) -> None:
-        from .model import interpreter_class, read_model_bytes
+        from .model import side_interpreter
 
         path = Path(path)
-        if not path.is_file():
-            raise ModelError(f"{path}: the speaker encoder of this enrolled model is missing")
-        content = read_model_bytes(path)
-        if sha256 is not None and hashlib.sha256(content).hexdigest() != sha256:
-            raise ModelError(f"{path}: does not match the sha256 in the model's metadata (replaced or damaged file)")
-        cls, _ = interpreter_class()
-        try:
-            with quiet():  # LiteRT's XNNPACK line (edge.native)
-                self._interp = cls(model_content=content, num_threads=num_threads)
-                self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{path}: not a speaker encoder the interpreter can load ({str(exc).splitlines()[0]})") from None
+        self._interp = side_interpreter(path, sha256, "speaker encoder", "an enrolled model's metadata names it in "
+                                        "verifier.enrollment.speaker_gate", num_threads)
         inp, out = self._interp.get_input_details(), self._interp.get_output_details()
         if len(inp) != 1 or tuple(inp[0]["shape"]) != (1, ENCODER_FRAMES, N_MELS) or tuple(out[0]["shape"]) != (1, VOICE_DIM):
             raise ModelError(f"{path}: not a speaker encoder ((1, {ENCODER_FRAMES}, {N_MELS}) in, (1, {VOICE_DIM}) out)")

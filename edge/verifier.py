@@ -28,7 +28,6 @@ agree.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import deque
 from dataclasses import dataclass
@@ -39,7 +38,6 @@ import numpy as np
 from .embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, EmbeddingFiles, EmbeddingStream, SpeechEmbedding, chunk_end_sample,
                         find_embedding_files)
 from .errors import ModelError
-from .native import quiet
 from .speaker import SpeakerEncoder, SpeakerGate, SpeakerGateConfig
 
 VERIFIER_FORMAT = "trigger-edge-verifier"
@@ -173,21 +171,10 @@ class VerifierHead:
 
     def __init__(self, path: Path, sha256: str | None = None, window: int | None = None, num_threads: int = 1,
                  score_scale: float = 1.0) -> None:
-        from .model import interpreter_class, read_model_bytes
+        from .model import side_interpreter
 
         self.score_scale = score_scale
-        if not path.is_file():
-            raise ModelError(f"{path}: verifier head not found (the model's metadata names it in verifier.head)")
-        content = read_model_bytes(path)
-        if sha256 is not None and hashlib.sha256(content).hexdigest() != sha256:
-            raise ModelError(f"{path}: verifier head does not match the sha256 in its metadata (replaced or damaged file)")
-        cls, _ = interpreter_class()
-        try:
-            with quiet():  # LiteRT's "INFO: Created TensorFlow Lite XNNPACK delegate" (edge.native)
-                self._interp = cls(model_content=content, num_threads=num_threads)
-                self._interp.allocate_tensors()
-        except (ValueError, RuntimeError) as exc:
-            raise ModelError(f"{path}: corrupt verifier head ({exc})") from None
+        self._interp = side_interpreter(path, sha256, "verifier head", "the model's metadata names it in verifier.head", num_threads)
         inp = self._interp.get_input_details()[0]
         self.window = int(inp["shape"][1])
         if tuple(inp["shape"]) != (1, self.window, EMBEDDING_DIM) or (window is not None and window != self.window):
@@ -404,7 +391,9 @@ class EnrolledHead:
     adapted head alone would confirm it (its score at or above the verifier's threshold), the
     speaker gate hears the audio before the candidate: the enrolled voice gets the adapted
     head's score, anyone else keeps the original's. So the adapted head can add detections
-    only for the enrolled voice, and the gate runs only at those rare moments.
+    only for the enrolled voice, and the gate runs only at those rare moments. ``threshold`` is
+    the model's verifier threshold, the one the gate was set for; ``edge-run --threshold`` moves
+    the detector's, not this one.
     """
 
     def __init__(self, head: VerifierHead, gate: SpeakerGate, threshold: float) -> None:

@@ -115,7 +115,7 @@ def test_the_same_voice_scores_higher_than_others(encoder):
 
 def test_encoder_file_is_checked(converted, tmp_path):
     path, _ = converted
-    with pytest.raises(ModelError, match="missing"):
+    with pytest.raises(ModelError, match="speaker encoder not found"):
         SpeakerEncoder(tmp_path / "none.tflite")
     with pytest.raises(ModelError, match="sha256"):
         SpeakerEncoder(path, sha256="0" * 64)
