@@ -512,6 +512,56 @@ def test_enroll_adapts_against_the_words_own_training_negatives(tmp_path):
     assert all(os.path.isdir(s.split(":")[0]) for s in specs)
 
 
+class _AngleEncoder:
+    """A speaker encoder whose embedding of a segment points at an angle set by the segment's last sample."""
+
+    def embed(self, audio: np.ndarray) -> np.ndarray:
+        angle = float(audio[-1]) / 1000.0
+        out = np.zeros(256, np.float32)
+        out[:2] = np.cos(angle), np.sin(angle)
+        return out
+
+
+class _LogitHead:
+    """A head whose logit of window i is ``logits[i]``."""
+
+    score_scale = 1.0
+
+    def __init__(self, logits) -> None:
+        self.values = np.asarray(logits, np.float64)
+
+    def logits(self, windows: np.ndarray) -> np.ndarray:
+        return self.values[np.asarray(windows, int)]
+
+
+def test_enroll_sets_the_speaker_gate_on_held_out_candidates_or_segments():
+    """The gate's threshold is the 99th percentile (an observed value) of the held-out cosines: at stage 1's
+    candidates when there are at least 20, else before every 1.2 s; the pair fires only where the original
+    does or the adapted head does behind the gate."""
+    from train.enroll import MIN_GATE_CANDIDATES, Candidates, gate_on
+
+    voice = np.zeros(256, np.float32)
+    voice[0] = 1.0
+    held = (np.arange(120 * SAMPLE_RATE) % 1500).astype(np.int16)
+    config = VerifierConfig(threshold=0.5)
+    n = MIN_GATE_CANDIDATES + 5
+    positions = (np.arange(1, n + 1) * 4 * SAMPLE_RATE).astype(np.int64)  # refractory apart
+    many = Candidates(positions, np.arange(n), np.zeros(n))
+    original = _LogitHead(np.where(np.arange(n) == 0, 3.0, -3.0))  # fires once
+    adapted = _LogitHead(np.full(n, 3.0))  # fires everywhere
+    gate = gate_on(held, many, config, original, adapted, _AngleEncoder(), voice)
+    cosines = np.cos(held[positions - 1].astype(np.float64) / 1000.0)
+    assert gate["basis"] == "candidates" and gate["points"] == n and gate["percentile"] == 99
+    assert gate["threshold"] == pytest.approx(np.percentile(cosines, 99, method="higher"), abs=1e-6) and gate["threshold"] in np.round(cosines, 6)
+    assert gate["firings_original"] == 1 and gate["firings_adapted_alone"] == n
+    assert gate["firings_gated"] == 1 + int(np.sum(cosines[1:] >= gate["threshold"] - 1e-7))
+    few = Candidates(positions[:3], np.arange(3), np.zeros(3))
+    gate = gate_on(held, few, config, original, adapted, _AngleEncoder(), voice)
+    ends = np.arange(19200, held.size + 1, 19200)
+    assert gate["basis"] == "segments" and gate["points"] == ends.size
+    assert gate["threshold"] == pytest.approx(np.percentile(np.cos(held[ends - 1] / 1000.0), 99, method="higher"), abs=1e-6)
+
+
 def test_enroll_starts_from_the_trained_float_head(toy):
     """Heads trained since 2026-12-06 keep their float weights beside the model, named and hashed in the metadata
     with the head's shape: edge-enroll's head gives the trained Keras head's logits exactly."""
