@@ -116,15 +116,16 @@ class SpeakerEncoder:
     """``embed(audio)``: a unit-length VOICE_DIM speaker embedding of 16 kHz int16 audio.
 
     The encoder is a TFLite file (``train.speaker_tflite`` converts the package's ONNX one, int8
-    weights): run by the same interpreter as the step model, it adds about 15 MB to the runner
-    where onnxruntime added about 50."""
+    weights): run by the same interpreter as the step model, without the XNNPACK delegate (which
+    would repack its weights: 12.5 MB more), it adds about 15 MB to the runner where onnxruntime
+    added about 50."""
 
     def __init__(self, path: Path, sha256: str | None = None, num_threads: int = 1) -> None:
         from .model import side_interpreter
 
         path = Path(path)
         self._interp = side_interpreter(path, sha256, "speaker encoder", "an enrolled model's metadata names it in "
-                                        "verifier.enrollment.speaker_gate", num_threads)
+                                        "verifier.enrollment.speaker_gate", num_threads, delegates=False)
         inp, out = self._interp.get_input_details(), self._interp.get_output_details()
         if len(inp) != 1 or tuple(inp[0]["shape"]) != (1, ENCODER_FRAMES, N_MELS) or tuple(out[0]["shape"]) != (1, VOICE_DIM):
             raise ModelError(f"{path}: not a speaker encoder ((1, {ENCODER_FRAMES}, {N_MELS}) in, (1, {VOICE_DIM}) out)")
