@@ -303,7 +303,7 @@ class Cascade:
         self.verifications += 1
         window = self.stream.window_at(chunk)
         score = self.config.score(self.head.logit(window), peak)
-        if self.enrolled is None:
+        if self.enrolled is None or score >= self.enrolled.threshold:  # the original confirms: the adapted head is not asked
             return score
         adapted = self.config.score(self.enrolled.head.logit(window), peak)
         return self.enrolled.choose(score, adapted, lambda n: self.stream.audio_before(sample, n))
