@@ -21,6 +21,10 @@ versioned file that names both stages)::
 Version 1 blocks (no ``stage1_weight``) score with the head alone; a version 2 block must
 name both fusion settings, so an older runner refuses it instead of misreading it.
 
+An enrolled model (``edge-enroll``) also names, in ``verifier.enrollment``, a head adapted to a
+household's takes and a speaker gate (``edge.speaker``): ``EnrolledHead`` lets the adapted head
+confirm what the original does not only when the audio before the candidate sounds like the takes.
+
 ``Cascade`` is the stream object (stage-1 probabilities in, verifier scores out);
 ``cascade_track`` computes the same scores from whole-clip arrays, and a test checks both
 agree.
