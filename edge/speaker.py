@@ -108,6 +108,11 @@ def encoder_windows(mel: np.ndarray) -> np.ndarray:
     return np.stack([mel[i * ENCODER_STRIDE: i * ENCODER_STRIDE + ENCODER_FRAMES] for i in range(count)])
 
 
+def samples_before(audio: np.ndarray, end: int, count: int) -> np.ndarray:
+    """The ``count`` samples of a whole clip before sample ``end``, silence before its start (as the device's ring gives them)."""
+    return np.concatenate([np.zeros(max(count - end, 0), np.int16), audio[max(end - count, 0): end]])
+
+
 def unit(x: np.ndarray) -> np.ndarray:
     return x / (np.linalg.norm(x, axis=-1, keepdims=True) + UNIT_EPSILON)
 

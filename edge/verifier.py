@@ -42,7 +42,7 @@ import numpy as np
 from .embedding import (CHUNK_SAMPLES, EMBEDDING_DIM, EmbeddingFiles, EmbeddingStream, SpeechEmbedding, chunk_end_sample,
                         find_embedding_files)
 from .errors import ModelError
-from .speaker import SpeakerEncoder, SpeakerGate, SpeakerGateConfig
+from .speaker import SpeakerEncoder, SpeakerGate, SpeakerGateConfig, samples_before
 
 VERIFIER_FORMAT = "trigger-edge-verifier"
 VERIFIER_VERSION = 2
@@ -421,7 +421,7 @@ class EnrolledHead:
     def choose_track(self, positions: np.ndarray, original: np.ndarray, adapted: np.ndarray, audio: np.ndarray) -> np.ndarray:
         """Whole-clip version of ``choose``: the scores of a clip's candidates at ``positions``."""
         def before(end: int):
-            return lambda count: np.concatenate([np.zeros(max(count - end, 0), np.int16), audio[max(end - count, 0): end]])
+            return lambda count: samples_before(audio, end, count)
 
         return np.array([self.choose(o, a, before(int(p))) for p, o, a in
                          zip(np.asarray(positions).tolist(), np.asarray(original).tolist(), np.asarray(adapted).tolist())], np.float64)

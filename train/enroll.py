@@ -42,7 +42,7 @@ from edge.embedding import SpeechEmbedding, chunk_windows
 from edge.errors import AudioFormatError, DataError, ModelError, run_guarded
 from edge.helpformat import HelpFormatter
 from edge.native import quiet
-from edge.speaker import SEGMENT_SECONDS, LogMel, SpeakerEncoder, SpeakerGate, SpeakerGateConfig, encoder_windows, unit
+from edge.speaker import SEGMENT_SECONDS, LogMel, SpeakerEncoder, SpeakerGate, SpeakerGateConfig, encoder_windows, samples_before, unit
 from edge.verifier import EnrolledHead, VerifierConfig, VerifierHead, VerifierSpec, candidate_chunks, peak_logits
 
 from .evaluate import REFRACTORY_SECONDS, fire_positions, tflite_scorer
@@ -289,7 +289,7 @@ def enrolled_voice(encoder: SpeakerEncoder, takes: tuple[np.ndarray, ...]) -> np
 
 def segments_at(audio: np.ndarray, positions: np.ndarray, count: int) -> list[np.ndarray]:
     """The ``count`` samples before each position (silence before the stream), as the device's ring gives them."""
-    return [np.concatenate([np.zeros(max(count - int(p), 0), np.int16), audio[max(int(p) - count, 0): int(p)]]) for p in positions]
+    return [samples_before(audio, int(p), count) for p in positions]
 
 
 def gate_threshold(cosines: np.ndarray) -> float:

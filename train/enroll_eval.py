@@ -121,12 +121,14 @@ def run(model: Path, out: Path, callers: int, log=sys.stderr) -> dict:
     context = np.concatenate([c for c in ClipPool.load("context", [f"{data / 'speech' / 'ljspeech'}:eval"]).clips])
     ref = int(REFRACTORY_SECONDS * SAMPLE_RATE)
 
+    originals = [c.scores(scorer.head, scorer.config) for c in fa_sets]
+
     def fa_per_hour(head: VerifierHead, enrolled: EnrolledHead | None = None) -> float:
         fired = 0
-        for c, audio in zip(fa_sets, fa_audio):
-            scores = c.scores(head, scorer.config)
+        for c, audio, original in zip(fa_sets, fa_audio, originals):
+            scores = original if head is scorer.head else c.scores(head, scorer.config)
             if enrolled is not None:
-                scores = enrolled.choose_track(c.positions, c.scores(scorer.head, scorer.config), scores, audio)
+                scores = enrolled.choose_track(c.positions, original, scores, audio)
             fired += fire_positions(c.positions, scores, threshold, ref).size
         return fired / hours
 
