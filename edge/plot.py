@@ -8,14 +8,25 @@ from .errors import EdgeError
 from .features import DEFAULT_FRONTEND, FrontendConfig, compute_features
 
 
+def headless_pyplot():
+    """matplotlib's pyplot drawing to files only; its font lookup's fallback warnings ("findfont: Font family
+    ... not found", some twenty lines while a font cache is being built) stay out of the user's terminal."""
+    import logging
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    logging.getLogger("matplotlib.font_manager").setLevel(logging.ERROR)
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
 def plot_trace(path, audio: np.ndarray, trace, detections, threshold: float, title: str,
                frontend: FrontendConfig = DEFAULT_FRONTEND) -> None:
     """The spectrogram as the model sees it (``frontend``: the model's, noise floor included)."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        plt = headless_pyplot()
     except ImportError:
         raise EdgeError("--plot needs matplotlib: pip install 'trigger-edge[plot]'") from None
     from .audio import SAMPLE_RATE

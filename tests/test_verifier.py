@@ -495,6 +495,38 @@ def test_streaming_enrolled_cascade_equals_whole_clip(toy, enrolled, clip, gate_
     assert (streaming.passed == chosen.sum() >= 1) if gate_threshold < 0 else (streaming.passed == 0 and not chosen.any())
 
 
+def test_suite_scores_an_enrolled_model_on_one_set_of_embeddings(toy, enrolled, clip, monkeypatch):
+    """The suite's cascade of an enrolled model is the two heads' tracks as its gate chooses between them, and
+    both heads read the same windows: the candidates' embeddings are computed once, not once per head."""
+    import train.verifier
+    from train.suite import verifier_scorers
+
+    out, _, _ = enrolled
+    model_path = out / "toy.tflite"
+    block = json.loads(model_path.with_suffix(".json").read_text())["verifier"]
+    scorers = verifier_scorers(model_path, block, {"candidate_threshold": 0.02, "stage1_weight": 1.0})
+    assert scorers.enrolled is not None
+    pipe = Pipeline(StreamingModel(model_path), trace=True)
+    pipe.process(clip)
+    steps, probs = np.array(pipe.trace.samples), np.array(pipe.trace.probabilities)
+    whole = embeddings_for(SpeechEmbedding(), clip)
+
+    def logits_of(h):
+        return lambda chunks: h.logits(np.stack([whole[c - WINDOW + 1: c + 1] for c in chunks]))
+
+    positions, original = cascade_track(steps, probs, scorers.config, logits_of(scorers.head))
+    _, adapted = cascade_track(steps, probs, scorers.config, logits_of(scorers.enrolled.head))
+    assert positions.size >= 2 and not np.allclose(original, adapted)
+    expected = scorers.enrolled.choose_track(positions, original, adapted, clip)
+    computed = []
+    real = train.verifier.chunk_windows
+    monkeypatch.setattr(train.verifier, "chunk_windows", lambda *a, **k: computed.append(a[2]) or real(*a, **k))
+    got_positions, got = scorers.cascade(steps, probs, clip)
+    np.testing.assert_array_equal(got_positions, positions)
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-6)
+    assert len(computed) == 1 and computed[0].size == positions.size
+
+
 def test_enroll_adapts_against_the_words_own_training_negatives(tmp_path):
     """By default the adapted head must keep rejecting edge-word's :fit audio for the model's word:
     WUW callers of the other keywords (their takes that say the word left out), LJ Speech and the

@@ -8,12 +8,9 @@ import numpy as np
 
 
 def _pyplot():
-    import matplotlib
+    from edge.plot import headless_pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
+    return headless_pyplot()
 
 
 def plot_examples(path: Path, examples, geometry) -> None:

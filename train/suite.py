@@ -541,39 +541,38 @@ def run_suite(config: SuiteConfig, paths: SuitePaths | None = None, log=None) ->
 
 @dataclass(frozen=True)
 class VerifierScorers:
-    """What the suite needs of a model's verifier: its settings, and ``chunk_scorer(audio)``
-    giving the ``logit_chunk`` of one stream (one embedding model for the whole run)."""
+    """What the suite needs of a model's verifier: its settings, its head, and ``windows(audio)`` giving
+    ``windows(chunks)``, the embedding windows at chunks of one stream (one embedding model for the run)."""
 
     config: object
-    chunk_scorer: Callable
+    head: object
+    windows: Callable
     enrolled: object = None
     """An enrolled model's ``edge.verifier.EnrolledHead`` (None: the model is not enrolled with a speaker gate)."""
-    adapted_scorer: Callable | None = None
-    """``chunk_scorer`` of the enrolled head."""
 
-    def cascade(self, steps: np.ndarray, probs: np.ndarray, audio: np.ndarray, logit_chunk: Callable | None = None):
-        """(positions, scores) of the cascade on one stream, as the device's ``Cascade`` scores it."""
+    def cascade(self, steps: np.ndarray, probs: np.ndarray, audio: np.ndarray, windows: Callable | None = None):
+        """(positions, scores) of the cascade on one stream, as the device's ``Cascade`` scores it. An enrolled
+        model's adapted head reads the same candidates' windows as the original: embeddings computed once."""
         from edge.verifier import cascade_track
 
-        positions, scores = cascade_track(steps, probs, self.config, logit_chunk or self.chunk_scorer(audio))
+        windows = windows or self.windows(audio)
+        positions, scores = cascade_track(steps, probs, self.config, lambda chunks: self.head.logits(windows(chunks)))
         if self.enrolled is None:
             return positions, scores
-        _, adapted = cascade_track(steps, probs, self.config, self.adapted_scorer(audio))
+        _, adapted = cascade_track(steps, probs, self.config, lambda chunks: self.enrolled.head.logits(windows(chunks)))
         return positions, self.enrolled.choose_track(positions, scores, adapted, audio)
 
 
 def verifier_scorers(model: Path, block: dict, overrides: dict | None = None) -> VerifierScorers:
     from edge.verifier import load_enrolled, load_verifier
-    from train.verifier import verifier_scorer
+    from train.verifier import window_source
 
     head, vconfig, _ = load_verifier(model, block)
     try:
         vconfig = dataclasses.replace(vconfig, **(overrides or {}))
     except ValueError as exc:  # an override out of range (--hold-seconds 50)
         raise DataError(str(exc)) from None
-    enrolled = load_enrolled(model, block, vconfig)
-    return VerifierScorers(vconfig, verifier_scorer(head, vconfig.window), enrolled,
-                           verifier_scorer(enrolled.head, vconfig.window) if enrolled is not None else None)
+    return VerifierScorers(vconfig, head, window_source(vconfig.window), load_enrolled(model, block, vconfig))
 
 
 def _variant_tracks(score, verifier: VerifierScorers | None, audio: np.ndarray, stage2: bool) -> dict:
@@ -585,12 +584,12 @@ def _variant_tracks(score, verifier: VerifierScorers | None, audio: np.ndarray, 
     tracks = {STAGE1: (steps, probs)}
     if verifier is None:
         return tracks
-    logit_chunk = verifier.chunk_scorer(audio)
-    tracks[CASCADE] = verifier.cascade(steps, probs, audio, logit_chunk)
+    windows = verifier.windows(audio)
+    tracks[CASCADE] = verifier.cascade(steps, probs, audio, windows)
     if stage2:  # the head alone, on every chunk (openWakeWord's way: no stage 1 to fuse)
         chunks, ends = continuous_positions(audio.size)
         keep = chunks >= verifier.config.window - 1
-        tracks[STAGE2] = (ends[keep], verifier.config.scores(logit_chunk(chunks[keep]), None))
+        tracks[STAGE2] = (ends[keep], verifier.config.scores(verifier.head.logits(windows(chunks[keep])), None))
     return tracks
 
 

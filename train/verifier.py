@@ -508,13 +508,34 @@ def head_parity(want: np.ndarray, head: VerifierHead, check: np.ndarray) -> dict
 # --- threshold on held-out audio ----------------------------------------------------------------
 
 
-def verifier_scorer(head: VerifierHead, window: int):
-    """logit_chunk for ``cascade_track`` over one whole stream (embeddings of the needed chunks only)."""
+def window_source(window: int):
+    """``for_audio(audio)`` -> ``windows(chunks)``: the ``window`` embeddings ending at each chunk of one
+    whole stream (its mel frames computed once). The last request's windows are kept, so two heads scored
+    on one stream's candidates (an enrolled model's original and adapted heads) pay for them once."""
     emb = SpeechEmbedding()
 
     def for_audio(audio: np.ndarray):
         mels = mel_track(emb, audio)
-        return lambda chunks: head.logits(chunk_windows(emb, audio, chunks, window, mels))
+        last: dict = {}
+
+        def windows(chunks) -> np.ndarray:
+            chunks = np.asarray(chunks, np.int64)
+            if last.get("chunks") is None or not np.array_equal(last["chunks"], chunks):
+                last.update(chunks=chunks, windows=chunk_windows(emb, audio, chunks, window, mels))
+            return last["windows"]
+
+        return windows
+
+    return for_audio
+
+
+def verifier_scorer(head: VerifierHead, window: int):
+    """logit_chunk for ``cascade_track`` over one whole stream (embeddings of the needed chunks only)."""
+    source = window_source(window)
+
+    def for_audio(audio: np.ndarray):
+        windows = source(audio)
+        return lambda chunks: head.logits(windows(chunks))
 
     return for_audio
 
