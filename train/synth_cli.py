@@ -40,6 +40,14 @@ def _build(args: argparse.Namespace) -> int:
     return 0
 
 
+def _embed(args: argparse.Namespace) -> int:
+    from .teacher import build_teacher
+
+    for folder in args.data:
+        print(f"embeddings ready: {build_teacher(folder, args.workers)}")
+    return 0
+
+
 def _tts(args: argparse.Namespace) -> int:
     from .tts_cli import run_tts
 
@@ -54,7 +62,8 @@ def _speakers(args: argparse.Namespace) -> int:
 
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="edge-synth", description=__doc__, formatter_class=HelpFormatter)
-    sub = p.add_subparsers(dest="command", required=True, help="build: training clips; tts: TTS clips; speakers: count speakers")
+    sub = p.add_subparsers(dest="command", required=True,
+                           help="build: training clips; embed: their speech embeddings; tts: TTS clips; speakers: count speakers")
     b = sub.add_parser("build", help="synthesize labelled 10 s training clips", formatter_class=HelpFormatter)
     b.add_argument("--positives", nargs="+", required=True, metavar="DIR", help="folders of clips of the word (DIR, DIR:train, DIR@SHARE)")
     b.add_argument("--negatives", nargs="+", required=True, metavar="DIR", help="folders of other words and speech")
@@ -71,6 +80,11 @@ def parser() -> argparse.ArgumentParser:
                    help="the frontend's fixed noise floor, added before the features; the model trained on them "
                         f"records it and the device adds the same (default {RECIPE_LEVEL_DBFS:g}; 'off' for none)")
     b.set_defaults(func=_build)
+    e = sub.add_parser("embed", help="openWakeWord's speech embedding of every clip of built datasets (for edge-train --embedding-weight)",
+                       formatter_class=HelpFormatter)
+    e.add_argument("--data", nargs="+", required=True, metavar="DIR", help="dataset folders from edge-synth build")
+    e.add_argument("--workers", type=int, default=0, help="processes (default: all cores)")
+    e.set_defaults(func=_embed)
     t = sub.add_parser("tts", help="generate positive and hard-negative clips with offline TTS", formatter_class=HelpFormatter)
     t.add_argument("--word", required=True, help="the word to say")
     t.add_argument("--out", required=True, help="folder for positives/, hard_negatives/ and negatives/")

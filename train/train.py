@@ -37,6 +37,7 @@ from .freqwarp import FreqWarp, FreqWarpConfig
 from .model import ModelConfig, build_model
 from .quiet_tf import quiet_tensorflow
 from .specaugment import SpecAugment, SpecAugmentConfig
+from .teacher import DistillStep, TeacherTargets, stage1_of, teacher_targets, with_embedding_head
 
 STATE_FILE = "state.json"
 CHECKPOINT = "checkpoint.keras"
@@ -67,6 +68,10 @@ class TrainConfig:
     epoch_average_from: int | None = None
     """Keep the mean of the weights of epochs N..last (stochastic weight averaging) instead of the lowest-val-loss
     epoch; implies ``keep_epochs`` and trains every epoch (no early stop). Measured: ``models/README.md``, 2026-12-06."""
+    embedding_weight: float = 0.0
+    """> 0: stage 1's first GRU also learns to predict openWakeWord's speech embedding of the training audio
+    (``train/teacher.py``; the data folders need ``edge-synth embed``), this weight x its mean squared error
+    added to the loss. Training only: the model the device runs is the same. Measured: ``models/README.md``, 2026-12-07."""
 
     @property
     def saves_epochs(self) -> bool:
@@ -93,9 +98,12 @@ def concat_labels(labels: np.ndarray, frames_per_clip: int) -> np.ndarray:
 class Batches:
     """Keras PyDataset of (features, labels, weights); a fixed shuffle per epoch from the seed."""
 
-    def __init__(self, feats: np.ndarray, labels: np.ndarray, config: TrainConfig, shuffle: bool) -> None:
+    def __init__(self, feats: np.ndarray, labels: np.ndarray, config: TrainConfig, shuffle: bool,
+                 teacher: TeacherTargets | None = None) -> None:
         self.feats = feats
         self.labels = labels
+        self.teacher = teacher
+        """With a teacher, each batch also gives the embedding targets and their mask."""
         self.config = config
         self.shuffle = shuffle
         self.frames = clip_frames(feats.shape[1])
@@ -135,7 +143,9 @@ class Batches:
             x = self._masks.process(x, k, self.epoch, i)
         y = np.stack([concat_labels(self.labels[g], self.frames) for g in groups])[..., None]
         w = np.where(y[..., 0] > 0, self.config.positive_weight, 1.0).astype(np.float32)
-        return x, y, w
+        if self.teacher is None:
+            return x, y, w
+        return (x, y, w, *self.teacher.batch(groups, self.frames // DEFAULT_GEOMETRY.stride_frames, y.shape[1]))
 
     def start_epoch(self, epoch: int) -> None:
         """Jump to the shuffle of ``epoch`` (used when resuming)."""
@@ -146,15 +156,18 @@ class Batches:
         self.start_epoch(self.epoch + 1)
 
 
-def run_epoch(model, batches: Batches, training: bool, log=None, after_batch=None) -> float:
+def run_epoch(model, batches: Batches, training: bool, log=None, after_batch=None, step=None) -> float:
     """One pass over the batches; returns the mean loss (weighted by batch). ``after_batch(model)``
-    runs after each one (the weight average)."""
+    runs after each one (the weight average); ``step(*batch)`` trains on one (default: Keras's own)."""
     losses = []
-    step = model.train_on_batch if training else model.test_on_batch
+    if step is None:
+        keras_step = model.train_on_batch if training else model.test_on_batch
+
+        def step(x, y, w):
+            return keras_step(x, y, sample_weight=w)
     report_every = max(len(batches) // 10, 1)
     for i in range(len(batches)):
-        x, y, w = batches.batch(i)
-        loss = step(x, y, sample_weight=w)
+        loss = step(*batches.batch(i))
         losses.append(float(np.asarray(loss).reshape(-1)[0]))
         if after_batch is not None:
             after_batch(model)
@@ -180,6 +193,7 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
                         f"against {_floor_of(frontend)}): build both with the same --noise-floor-dbfs")
     if config.epoch_average_from is not None and not 1 <= config.epoch_average_from <= config.epochs:
         raise DataError(f"--epoch-average {config.epoch_average_from}: must lie between 1 and --epochs {config.epochs}")
+    teacher = _teacher_for(data, config, len(feats), labels.shape[1])
     keras.utils.set_random_seed(config.seed)
     state_path = out_dir / STATE_FILE
     state = json.loads(state_path.read_text()) if state_path.is_file() else {}
@@ -197,8 +211,15 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
         if config.init:
             _load_initial_weights(model, config.init)
             print(f"edge-train: starting from the weights of {config.init}", file=log)
+        if teacher is not None:
+            model = with_embedding_head(model)
         state = {"epoch": 0, "best": None, "wait": 0, "history": {"loss": [], "val_loss": []}, "seconds_per_epoch": []}
-    train_b = Batches(feats, labels, config, shuffle=True)
+    if (teacher is not None) != (len(model.outputs) == 2):
+        raise DataError(f"{out_dir} holds a run trained {'without' if teacher is not None else 'with'} --embedding-weight; "
+                        "resume it with the same settings, or use a new --out")
+    stage1 = stage1_of(model)  # what is validated and kept: the model itself, or without its embedding head
+    distill = DistillStep(model, config.embedding_weight) if teacher is not None else None
+    train_b = Batches(feats, labels, config, shuffle=True, teacher=teacher)
     train_b.start_epoch(state["epoch"])
     val_b = Batches(vfeats, vlabels, config, shuffle=False)
     meta = {
@@ -216,27 +237,30 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
         started = time.monotonic()
         print(f"edge-train: epoch {epoch + 1}/{config.epochs}", file=log, flush=True)
         loss = run_epoch(model, train_b, training=True, log=log,
-                         after_batch=(lambda m: average.process(m.get_weights())) if average else None)
+                         after_batch=(lambda m: average.process(m.get_weights())) if average else None, step=distill)
         train_b.on_epoch_end()
         with _averaged(average, model):
-            val_loss = run_epoch(model, val_b, training=False)
+            val_loss = run_epoch(stage1, val_b, training=False)
         seconds = time.monotonic() - started
         state["history"]["loss"].append(loss)
         state["history"]["val_loss"].append(val_loss)
         state["seconds_per_epoch"].append(round(seconds, 1))
+        if distill is not None:
+            state["history"].setdefault("embedding_loss", []).append(float(np.mean(distill.aux_losses)))
+            distill.aux_losses.clear()
         state["epoch"] = epoch + 1
         improved = state["best"] is None or val_loss < state["best"]
         if improved:
             state["best"] = val_loss
             state["wait"] = 0
             with _averaged(average, model):
-                model.save(out_dir / BEST)
+                stage1.save(out_dir / BEST)
         else:
             state["wait"] += 1
         if config.saves_epochs:
             (out_dir / EPOCHS_DIR).mkdir(exist_ok=True)
             with _averaged(average, model):
-                model.save(epoch_path(out_dir, epoch + 1))
+                stage1.save(epoch_path(out_dir, epoch + 1))
         state["peak_rss_mb"] = round(peak_rss_mb(), 1)
         if average is not None:
             average.save(out_dir)
@@ -247,10 +271,21 @@ def train(data: list[str], val: list[str], out: str, model_config: ModelConfig, 
             print(f"edge-train: early stop after epoch {epoch + 1} (no val improvement for {config.patience})", file=log)
             break
     if config.epoch_average_from is not None:
-        state["kept"] = _keep_epoch_average(model, out_dir, config.epoch_average_from, state["epoch"], val_b, log)
+        state["kept"] = _keep_epoch_average(stage1, out_dir, config.epoch_average_from, state["epoch"], val_b, log)
     state["finished"] = True
     state_path.write_text(json.dumps(state, indent=1))
     return out_dir / BEST
+
+
+def _teacher_for(data: list[str], config: TrainConfig, clips: int, clip_steps: int) -> TeacherTargets | None:
+    """The embedding targets when ``config.embedding_weight`` asks for them (the weight averages refused)."""
+    if config.embedding_weight < 0:
+        raise DataError(f"--embedding-weight {config.embedding_weight:g}: must be 0 (off) or more")
+    if config.embedding_weight == 0:
+        return None
+    if config.average is not None or config.epoch_average_from is not None:
+        raise DataError("--embedding-weight cannot be combined with --average-weights or --epoch-average")
+    return teacher_targets(data, clips, clip_steps)
 
 
 def _keep_epoch_average(model, out_dir: Path, first: int, last: int, val_b: Batches, log) -> dict:
@@ -286,9 +321,11 @@ def _load_initial_weights(model, path: str) -> None:
 
 def _log_epoch(out_dir: Path, state: dict, log) -> None:
     e = state["epoch"]
+    teacher = state["history"].get("embedding_loss")
     print(
         f"edge-train: epoch {e} loss {state['history']['loss'][-1]:.4f} val_loss {state['history']['val_loss'][-1]:.4f}"
-        f" ({state['seconds_per_epoch'][-1]:.0f} s, peak RSS {state['peak_rss_mb']:.0f} MB)",
+        + (f" embedding_loss {teacher[-1]:.4f}" if teacher else "")
+        + f" ({state['seconds_per_epoch'][-1]:.0f} s, peak RSS {state['peak_rss_mb']:.0f} MB)",
         file=log,
         flush=True,
     )
@@ -359,6 +396,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--epoch-average", type=int, metavar="N",
                    help="keep the mean of the weights of epochs N to the last (stochastic weight averaging) instead of "
                         "the epoch with the lowest validation loss; trains every epoch (no early stop)")
+    p.add_argument("--embedding-weight", type=float, default=TrainConfig.embedding_weight, metavar="W",
+                   help="> 0: stage 1's first GRU also learns to predict openWakeWord's speech embedding of the training audio, "
+                        "W x its squared error added to the loss (training only; make the embeddings first with "
+                        "edge-synth embed --data DIR...); 0.5 measured")
     p.add_argument("--keep-epochs", action="store_true",
                    help="also save every epoch's model as OUT/epochs/epoch-NN.keras (to choose among them later)")
     args = p.parse_args(argv)
@@ -368,7 +409,8 @@ def main(argv: list[str] | None = None) -> int:
                      init=args.init, spec_augment=SpecAugmentConfig() if args.spec_augment else None,
                      freq_warp=FreqWarpConfig() if args.freq_warp else None,
                      average=AverageConfig(args.average_decay) if args.average_weights else None,
-                     keep_epochs=args.keep_epochs, epoch_average_from=args.epoch_average)
+                     keep_epochs=args.keep_epochs, epoch_average_from=args.epoch_average,
+                     embedding_weight=args.embedding_weight)
     code, best = run_guarded("edge-train", train, args.data, args.val, args.out, mc, tc, resumable=True)
     if code is not None:
         return code
