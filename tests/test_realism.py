@@ -404,6 +404,25 @@ def test_edge_word_trains_both_rounds_with_spec_augment_unless_told_not_to(tmp_p
     assert first[first.index("--epochs") + 1] == str(recipe.epochs) and first[first.index("--patience") + 1] == str(recipe.patience)
 
 
+def test_edge_word_teaches_both_rounds_with_the_embedding_only_when_asked(tmp_path):
+    from dataclasses import replace
+
+    from train.word import steps
+
+    def plan(recipe):
+        return {s.name: [list(map(str, c)) for c in s.commands] for s in steps(recipe)}
+
+    recipe = _recipe("voyager", tmp_path)
+    off = plan(recipe)
+    assert not any("embed" in c or "--embedding-weight" in c for cmds in off.values() for c in cmds)
+    on = plan(replace(recipe, embedding_weight=0.5))
+    embeds = [(name, c[c.index("--data") + 1]) for name, cmds in on.items() for c in cmds if "embed" in c]
+    assert embeds == [("build", str(tmp_path / "ds-train")), ("tune", str(tmp_path / "ds-mined"))]
+    assert on["tune"].index(next(c for c in on["tune"] if "embed" in c)) == 1  # after ds-mined is built, before training
+    training = [c for name in ("train", "tune") for c in on[name] if "train.train" in c]
+    assert len(training) == 2 * recipe.members and all(c[c.index("--embedding-weight") + 1] == "0.5" for c in training)
+
+
 def test_edge_word_builds_every_dataset_with_its_noise_floor(tmp_path):
     from dataclasses import replace
 
@@ -430,6 +449,7 @@ def test_edge_word_builds_every_dataset_with_its_noise_floor(tmp_path):
     (["voyager", "--epochs", "0"], "--epochs must be at least 1, not 0"),
     (["voyager", "--verifier-hours", "0"], "--verifier-hours must be above 0"),
     (["voyager", "--target-fa", "nan"], "--target-fa must be above 0"),
+    (["voyager", "--embedding-weight", "-1"], "--embedding-weight must be 0 (off) or more, not -1"),
     (["voyager", "--noise-floor-dbfs", "-5"], "--noise-floor-dbfs -5: a noise floor must be from -120 to -20 dBFS, or 'off'"),
     (["voyager", "--noise-floor-dbfs", "loud"], "--noise-floor-dbfs loud: a noise floor must be from"),
     (["voyager", "--noise-floor-dbfs", "-19"], "--noise-floor-dbfs -19: a noise floor must be from"),

@@ -80,7 +80,7 @@ MAX_THRESHOLD = 0.999999
 THRESHOLD_DIGITS = 7
 ROUND1_CONDITIONS = "clean"
 CHILD_STOP_SECONDS = 10.0
-ABSENT_MEANS = {"new_voices": 0, "members": 1, "noise_floor_dbfs": None, "freq_warp": False}
+ABSENT_MEANS = {"new_voices": 0, "members": 1, "noise_floor_dbfs": None, "freq_warp": False, "embedding_weight": 0.0}
 """What a setting added after a work folder was made meant for that folder (its recipe.json lacks the key)."""
 
 
@@ -110,6 +110,11 @@ class WordRecipe:
     default: round 1 (two members, same data and seeds), stage 1 alone, clean suite, FRR at 1 / 2 / 5 FA/h, voyager
     56.0 / 45.0 / 32.6 -> 36.4 / 28.1 / 20.5 %, wildfire 33.5 / 20.8 / 15.2 -> 49.7 / 34.8 / 23.5 % (models/README.md,
     2026-12-06): a large gain on one word and a large loss on the other."""
+    embedding_weight: float = 0.0
+    """> 0: in both training rounds stage 1's first GRU also learns to predict openWakeWord's speech embedding of the
+    training audio (``edge-synth embed`` after each build, ``edge-train --embedding-weight``; the device model is the
+    same). Off by default until a whole recipe is measured with it: round 1 alone (one member, three seeds each, clean
+    suite, stage 1 alone, FRR at 1 FA/h) wildfire 47.9 -> 39.6 % at 0.5 (models/README.md, 2026-12-07)."""
     tune_epochs: int = 3
     members: int = 2
     """Stage-1 models trained with other seeds and merged into one (``train.ensemble``: the mean of their logits, each
@@ -220,8 +225,14 @@ class Step:
 
 
 def _masking(recipe: WordRecipe) -> tuple[str, ...]:
-    """The training-batch augmentations both rounds use."""
-    return (("--spec-augment",) if recipe.spec_augment else ()) + (("--freq-warp",) if recipe.freq_warp else ())
+    """The training-batch augmentations and the teacher both rounds use."""
+    return ((("--spec-augment",) if recipe.spec_augment else ()) + (("--freq-warp",) if recipe.freq_warp else ())
+            + (("--embedding-weight", str(recipe.embedding_weight)) if recipe.embedding_weight > 0 else ()))
+
+
+def _embed(recipe: WordRecipe, dataset: str) -> tuple[tuple, ...]:
+    """With the teacher: the speech embeddings of a training set's clips (``edge-synth embed``)."""
+    return (tuple(_py("train.synth_cli", "embed", "--data", recipe.out / dataset)),) if recipe.embedding_weight > 0 else ()
 
 
 def _run_dir(recipe: WordRecipe, run: str, member: int) -> Path:
@@ -269,14 +280,15 @@ def steps(recipe: WordRecipe) -> list[Step]:
         Step("tts", (tuple(_py("train.synth_cli", "tts", "--word", recipe.word, "--out", o / "tts", "--positives", recipe.tts_positives,
                                "--negatives", recipe.tts_negatives, "--new-voices", recipe.new_voices, "--seed", recipe.seed)),),
              "offline TTS clips"),
-        Step("build", (tuple(_build(recipe, "ds-train", recipe.count, recipe.seed)), tuple(_build(recipe, "ds-val", recipe.val_count, recipe.seed + 1))),
+        Step("build", (tuple(_build(recipe, "ds-train", recipe.count, recipe.seed)), tuple(_build(recipe, "ds-val", recipe.val_count, recipe.seed + 1)),
+                       *_embed(recipe, "ds-train")),
              "training and validation sets"),
         Step("train", _train_round1(recipe), "training, round 1" + (f" ({recipe.members} members)" if recipe.members > 1 else "")),
         Step("convert", (tuple(_convert(recipe, _round_model(recipe, "run1"), round1)),), "int8 conversion, round 1"),
         Step("mine", (tuple(_py("train.mine", "--model", round1, "--negatives", *real_negatives(recipe), "--out", mined,
                                 "--threshold", recipe.mine_threshold)),), "hard negatives mined from real training audio"),
         Step("tune", (tuple(_build(recipe, "ds-mined", max(int(recipe.count * TUNE_COUNT_SHARE), 1), recipe.seed + 2, (f"{mined}@{MINED_SHARE}",))),
-                      *_tune(recipe)),
+                      *_embed(recipe, "ds-mined"), *_tune(recipe)),
              "fine-tuning on the mined negatives, round 2"),
         Step("final", (tuple(_convert(recipe, _round_model(recipe, "run2"), final)),
                        tuple(_py("train.word", "--calibrate", final, "--out", o, "--target-fa", recipe.target_fa_per_hour,
@@ -438,6 +450,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--freq-warp", action="store_true",
                    help="warp the training clips' channels as if their talkers' vocal tracts were 10 %% shorter or longer "
                         "(off by default: it helped one word and hurt another; see models/README.md)")
+    p.add_argument("--embedding-weight", type=float, default=d.embedding_weight, metavar="W",
+                   help="> 0: stage 1 also learns to predict openWakeWord's speech embedding of its training audio, with this "
+                        f"weight (training only; 0.5 measured; default {d.embedding_weight:g}, off: see models/README.md)")
     p.add_argument("--tune-epochs", type=int, default=d.tune_epochs, help=f"fine-tuning epochs, round 2 (default {d.tune_epochs})")
     p.add_argument("--members", type=int, default=d.members,
                    help=f"stage-1 models trained with other seeds and merged into one ensemble (default {d.members})")
@@ -471,6 +486,8 @@ def _check_numbers(args: argparse.Namespace) -> None:
     for name, least in LEAST.items():
         if getattr(args, name) < least:
             raise DataError(f"--{name.replace('_', '-')} must be at least {least}, not {getattr(args, name)}")
+    if not args.embedding_weight >= 0:
+        raise DataError(f"--embedding-weight must be 0 (off) or more, not {args.embedding_weight:g}")
     for name in ABOVE_ZERO:
         if not getattr(args, name) > 0:
             raise DataError(f"--{name.replace('_', '-')} must be above 0, not {getattr(args, name)}")
@@ -502,7 +519,7 @@ def recipe_from(args: argparse.Namespace) -> WordRecipe:
     recipe = WordRecipe(word=word, out=args.out or Path("data") / "_".join(word.lower().split()), shared=shared, debian=debian,
                         tts_positives=args.tts_positives, tts_negatives=args.tts_negatives, new_voices=args.new_voices, count=args.count, val_count=args.val_count,
                         epochs=args.epochs, patience=args.patience, spec_augment=not args.no_spec_augment, freq_warp=args.freq_warp,
-                        tune_epochs=args.tune_epochs, members=args.members, target_fa_per_hour=args.target_fa, seed=args.seed,
+                        tune_epochs=args.tune_epochs, members=args.members, embedding_weight=args.embedding_weight, target_fa_per_hour=args.target_fa, seed=args.seed,
                         noise_floor_dbfs=_floor(args.noise_floor_dbfs),
                         suite=not args.no_suite, extra_positives=tuple(args.positives), verifier=not args.no_verifier,
                         verifier_examples=args.verifier_examples, verifier_hours=args.verifier_hours)
