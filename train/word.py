@@ -113,8 +113,9 @@ class WordRecipe:
     embedding_weight: float = 0.0
     """> 0: in both training rounds stage 1's first GRU also learns to predict openWakeWord's speech embedding of the
     training audio (``edge-synth embed`` after each build, ``edge-train --embedding-weight``; the device model is the
-    same). Off by default until a whole recipe is measured with it: round 1 alone (one member, three seeds each, clean
-    suite, stage 1 alone, FRR at 1 FA/h) wildfire 47.9 -> 39.6 % at 0.5 (models/README.md, 2026-12-07)."""
+    same). Off by default until the whole recipe is measured with it on two words: round 1 alone (one member, three
+    seeds each, clean suite, stage 1 alone, mean FRR at 1 FA/h) wildfire 47.9 -> 39.6 %, athena 49.6 -> 43.6 % at
+    weight 0.5 (models/README.md, 2026-12-07)."""
     tune_epochs: int = 3
     members: int = 2
     """Stage-1 models trained with other seeds and merged into one (``train.ensemble``: the mean of their logits, each
