@@ -2,6 +2,7 @@
 
     edge-synth tts --word activate --out data/tts/activate          # offline TTS clips
     edge-synth build --positives DIR --negatives DIR --backgrounds DIR --out data/ds --count 8000
+    edge-synth embed --data data/ds                                   # speech embeddings, for edge-train --embedding-weight
 
 A folder may carry a split suffix (``DIR:train`` / ``DIR:eval``: a deterministic half of
 its files), so held-out files never reach training.
