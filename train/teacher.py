@@ -35,7 +35,7 @@ from edge.features import compute_features
 from edge.geometry import DEFAULT_GEOMETRY
 
 from .channel import ChannelConfig
-from .dataset import DATASET_FILE, BuildSpec, describe, load_dataset, load_synth, manifest_hash, shard_done
+from .dataset import DATASET_FILE, BuildSpec, describe, load_synth, manifest_hash, shard_done
 from .synth import ExampleSynth, SynthConfig
 from .workers import worker_pool
 
@@ -101,6 +101,14 @@ def _embed_shard(spec: BuildSpec, shard: int, check: np.ndarray) -> int:
     return stop - start
 
 
+def _first_features(folder: Path, shard: int) -> np.ndarray:
+    """The stored features of a shard's first clip (what the clip made again must give)."""
+    if not shard_done(folder, shard):
+        raise DataError(f"{folder}: shard {shard} missing; resume the build with the same command")
+    with np.load(folder / f"shard-{shard:05d}.npz") as data:
+        return data["features"][0]
+
+
 def teacher_record(folder: Path) -> dict:
     return {"format": TEACHER_FORMAT, "dataset_sha256": manifest_hash(folder), "embedding": find_embedding_files().describe()}
 
@@ -119,14 +127,13 @@ def build_teacher(folder: str | Path, workers: int = 0, progress=None) -> Path:
     if record_path.is_file() and json.loads(record_path.read_text()) != record:
         raise DataError(f"{out}: holds embeddings of another build or embedding model; remove it and run again")
     record_path.write_text(json.dumps(record, indent=1, sort_keys=True))
-    feats, _, _ = load_dataset(folder)
     todo = [s for s in range(spec.n_shards) if not (out / f"shard-{s:05d}.npz").is_file()]
     done = spec.count - sum(min(spec.shard_size, spec.count - s * spec.shard_size) for s in todo)
     started, first = time.monotonic(), done
     print(f"edge-synth embed: {folder}: {done}/{spec.count} clips", file=progress, flush=True)
     if todo:
         with worker_pool(workers or os.cpu_count() or 1, _init_worker, (spec,)) as pool:
-            checks = [feats[s * spec.shard_size] for s in todo]
+            checks = [_first_features(folder, s) for s in todo]
             for n in pool.map(_embed_shard, [spec] * len(todo), todo, checks):
                 done += n
                 rate = (done - first) / max(time.monotonic() - started, 1e-9)
