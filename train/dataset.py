@@ -59,7 +59,20 @@ class BuildSpec:
 
     @property
     def n_shards(self) -> int:
-        return (self.count + self.shard_size - 1) // self.shard_size
+        return shard_count(self.count, self.shard_size)
+
+    def shard_range(self, shard: int) -> range:
+        """The example indices shard ``shard`` holds."""
+        return range(shard * self.shard_size, min((shard + 1) * self.shard_size, self.count))
+
+
+def shard_count(count: int, shard_size: int) -> int:
+    return (count + shard_size - 1) // shard_size
+
+
+def shard_path(folder: Path, shard: int, suffix: str = "npz", temporary: bool = False) -> Path:
+    """``shard-NNNNN.SUFFIX`` in ``folder`` (``.shard-NNNNN.tmp.SUFFIX`` while it is being written)."""
+    return folder / (f".shard-{shard:05d}.tmp.{suffix}" if temporary else f"shard-{shard:05d}.{suffix}")
 
 
 _WORKER: ExampleSynth | None = None
@@ -84,25 +97,24 @@ def _init_worker(spec: BuildSpec) -> None:
 def _build_shard(spec: BuildSpec, shard: int) -> int:
     assert _WORKER is not None
     out = Path(spec.out)
-    start = shard * spec.shard_size
-    stop = min(start + spec.shard_size, spec.count)
+    indices = spec.shard_range(shard)
     feats, labels, records = [], [], []
-    for index in range(start, stop):
+    for index in indices:
         example = _WORKER.make(spec.seed, index)
         feats.append(compute_features(example.audio, _WORKER.geometry.frontend))
         labels.append(example.labels)
         records.append(example.record)
-    tmp = out / f".shard-{shard:05d}.tmp.npz"
+    tmp = shard_path(out, shard, temporary=True)
     np.savez(tmp, features=np.stack(feats), labels=np.stack(labels))
-    with open(out / f"shard-{shard:05d}.jsonl", "w", encoding="utf-8") as fh:
+    with open(shard_path(out, shard, "jsonl"), "w", encoding="utf-8") as fh:
         for record in records:
             fh.write(json.dumps(record, sort_keys=True) + "\n")
-    os.replace(tmp, out / f"shard-{shard:05d}.npz")
-    return stop - start
+    os.replace(tmp, shard_path(out, shard))
+    return len(indices)
 
 
 def shard_done(out: Path, shard: int) -> bool:
-    return (out / f"shard-{shard:05d}.npz").is_file() and (out / f"shard-{shard:05d}.jsonl").is_file()
+    return shard_path(out, shard).is_file() and shard_path(out, shard, "jsonl").is_file()
 
 
 def describe(spec: BuildSpec, synth: ExampleSynth) -> dict:
@@ -137,7 +149,7 @@ def build(spec: BuildSpec, progress=None) -> Path:
     else:
         meta_path.write_text(json.dumps(meta, indent=1, sort_keys=True))
     todo = [s for s in range(spec.n_shards) if not shard_done(out, s)]
-    done = spec.count - sum(min(spec.shard_size, spec.count - s * spec.shard_size) for s in todo)
+    done = spec.count - sum(len(spec.shard_range(s)) for s in todo)
     workers = spec.workers or os.cpu_count() or 1
     started = time.monotonic()
     _report(progress, done, spec.count, started, done)
@@ -185,10 +197,10 @@ def load_dataset(folder: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
         raise DataError(f"{folder}: not a dataset (no {DATASET_FILE}); build one with edge-synth build")
     meta = json.loads(meta_path.read_text())
     feats, labels = [], []
-    for shard in range((meta["count"] + meta["shard_size"] - 1) // meta["shard_size"]):
+    for shard in range(shard_count(meta["count"], meta["shard_size"])):
         if not shard_done(folder, shard):
             raise DataError(f"{folder}: shard {shard} missing; resume the build with the same command")
-        with np.load(folder / f"shard-{shard:05d}.npz") as data:
+        with np.load(shard_path(folder, shard)) as data:
             feats.append(data["features"])
             labels.append(data["labels"])
     return np.concatenate(feats), np.concatenate(labels), meta

@@ -35,7 +35,7 @@ from edge.features import compute_features
 from edge.geometry import DEFAULT_GEOMETRY
 
 from .channel import ChannelConfig
-from .dataset import DATASET_FILE, BuildSpec, describe, load_synth, manifest_hash, shard_done
+from .dataset import DATASET_FILE, BuildSpec, describe, load_synth, manifest_hash, shard_count, shard_done, shard_path
 from .synth import ExampleSynth, SynthConfig
 from .workers import worker_pool
 
@@ -87,25 +87,24 @@ def _embed_shard(spec: BuildSpec, shard: int, check: np.ndarray) -> int:
     assert _WORKER is not None
     synth, emb = _WORKER
     folder = Path(spec.out)
-    start = shard * spec.shard_size
-    stop = min(start + spec.shard_size, spec.count)
+    indices = spec.shard_range(shard)
     out = []
-    for index in range(start, stop):
+    for index in indices:
         example = synth.make(spec.seed, index)
-        if index == start and not np.array_equal(compute_features(example.audio, synth.geometry.frontend), check):
+        if index == indices.start and not np.array_equal(compute_features(example.audio, synth.geometry.frontend), check):
             raise DataError(f"{folder}: clip {index} does not come out as it was built; its embeddings cannot be made")
         out.append(embeddings_for(emb, example.audio).astype(np.float16))
-    tmp = folder / TEACHER_DIR / f".shard-{shard:05d}.tmp.npz"
+    tmp = shard_path(folder / TEACHER_DIR, shard, temporary=True)
     np.savez(tmp, embeddings=np.stack(out))
-    os.replace(tmp, folder / TEACHER_DIR / f"shard-{shard:05d}.npz")
-    return stop - start
+    os.replace(tmp, shard_path(folder / TEACHER_DIR, shard))
+    return len(indices)
 
 
 def _first_features(folder: Path, shard: int) -> np.ndarray:
     """The stored features of a shard's first clip (what the clip made again must give)."""
     if not shard_done(folder, shard):
         raise DataError(f"{folder}: shard {shard} missing; resume the build with the same command")
-    with np.load(folder / f"shard-{shard:05d}.npz") as data:
+    with np.load(shard_path(folder, shard)) as data:
         return data["features"][0]
 
 
@@ -127,8 +126,8 @@ def build_teacher(folder: str | Path, workers: int = 0, progress=None) -> Path:
     if record_path.is_file() and json.loads(record_path.read_text()) != record:
         raise DataError(f"{out}: holds embeddings of another build or embedding model; remove it and run again")
     record_path.write_text(json.dumps(record, indent=1, sort_keys=True))
-    todo = [s for s in range(spec.n_shards) if not (out / f"shard-{s:05d}.npz").is_file()]
-    done = spec.count - sum(min(spec.shard_size, spec.count - s * spec.shard_size) for s in todo)
+    todo = [s for s in range(spec.n_shards) if not shard_path(out, s).is_file()]
+    done = spec.count - sum(len(spec.shard_range(s)) for s in todo)
     started, first = time.monotonic(), done
     print(f"edge-synth embed: {folder}: {done}/{spec.count} clips", file=progress, flush=True)
     if todo:
@@ -154,8 +153,8 @@ def load_teacher(folder: str | Path) -> np.ndarray:
         raise DataError(f"{out}: made for another build or embedding model; remove it and {make}")
     meta = json.loads((folder / DATASET_FILE).read_text())
     parts = []
-    for shard in range((meta["count"] + meta["shard_size"] - 1) // meta["shard_size"]):
-        path = out / f"shard-{shard:05d}.npz"
+    for shard in range(shard_count(meta["count"], meta["shard_size"])):
+        path = shard_path(out, shard)
         if not (path.is_file() and shard_done(folder, shard)):
             raise DataError(f"{folder}: embeddings of shard {shard} missing; {make}")
         with np.load(path) as data:
@@ -185,10 +184,17 @@ class TeacherScale:
     std: np.ndarray
     FLOOR = 1e-3
 
+    BLOCK_CLIPS = 256
+    """Clips summed at a time in float64 (a float64 copy of all of them would be about 430 MB for 4,500 clips)."""
+
     @classmethod
     def of(cls, embeddings: np.ndarray) -> "TeacherScale":
-        flat = embeddings.reshape(-1, EMBEDDING_DIM).astype(np.float64)
-        return cls(flat.mean(0).astype(np.float32), (flat.std(0) + cls.FLOOR).astype(np.float32))
+        """Two passes over blocks of clips: the mean, then the mean squared deviation from it (numpy's std)."""
+        blocks = [embeddings[i: i + cls.BLOCK_CLIPS].reshape(-1, EMBEDDING_DIM) for i in range(0, len(embeddings), cls.BLOCK_CLIPS)]
+        n = sum(len(b) for b in blocks)
+        mean = sum(b.sum(0, dtype=np.float64) for b in blocks) / n
+        var = sum(np.square(b.astype(np.float64) - mean).sum(0) for b in blocks) / n
+        return cls(mean.astype(np.float32), (np.sqrt(var) + cls.FLOOR).astype(np.float32))
 
     def apply(self, x: np.ndarray) -> np.ndarray:
         return (x.astype(np.float32) - self.mean) / self.std
