@@ -113,9 +113,10 @@ class WordRecipe:
     embedding_weight: float = 0.0
     """> 0: in both training rounds stage 1's first GRU also learns to predict openWakeWord's speech embedding of the
     training audio (``edge-synth embed`` after each build, ``edge-train --embedding-weight``; the device model is the
-    same). Off by default until the whole recipe is measured with it on two words: round 1 alone (one member, three
-    seeds each, clean suite, stage 1 alone, mean FRR at 1 FA/h) wildfire 47.9 -> 39.6 %, athena 49.6 -> 43.6 % at
-    weight 0.5 (models/README.md, 2026-12-07)."""
+    same). Off by default: round 1 alone (one member, three seeds each, clean suite, stage 1 alone, mean FRR at 1 FA/h)
+    wildfire 47.9 -> 39.6 %, athena 49.6 -> 43.6 % at weight 0.5, but the whole recipe gained nothing (wildfire's
+    small recipe over two seeds 40.9 -> 40.9 % stage 1, 9.3 -> 9.05 % cascade at 0.5 FA/h; athena's full recipe
+    31.6 -> 33.3 % and 13.6 -> 14.8 %; models/README.md, 2026-12-07 and 2026-12-08)."""
     tune_epochs: int = 3
     members: int = 2
     """Stage-1 models trained with other seeds and merged into one (``train.ensemble``: the mean of their logits, each
