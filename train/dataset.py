@@ -196,11 +196,13 @@ def load_dataset(folder: str | Path) -> tuple[np.ndarray, np.ndarray, dict]:
     if not meta_path.is_file():
         raise DataError(f"{folder}: not a dataset (no {DATASET_FILE}); build one with edge-synth build")
     meta = json.loads(meta_path.read_text())
-    feats, labels = [], []
-    for shard in range(shard_count(meta["count"], meta["shard_size"])):
-        if not shard_done(folder, shard):
-            raise DataError(f"{folder}: shard {shard} missing; resume the build with the same command")
-        with np.load(shard_path(folder, shard)) as data:
-            feats.append(data["features"])
-            labels.append(data["labels"])
-    return np.concatenate(feats), np.concatenate(labels), meta
+    shards = [load_shard(folder, shard) for shard in range(shard_count(meta["count"], meta["shard_size"]))]
+    return np.concatenate([f for f, _ in shards]), np.concatenate([l for _, l in shards]), meta
+
+
+def load_shard(folder: Path, shard: int) -> tuple[np.ndarray, np.ndarray]:
+    """One shard's features and labels; a DataError where the build has not written it yet."""
+    if not shard_done(folder, shard):
+        raise DataError(f"{folder}: shard {shard} missing; resume the build with the same command")
+    with np.load(shard_path(folder, shard)) as data:
+        return data["features"], data["labels"]

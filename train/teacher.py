@@ -35,7 +35,7 @@ from edge.features import compute_features
 from edge.geometry import DEFAULT_GEOMETRY
 
 from .channel import ChannelConfig
-from .dataset import DATASET_FILE, BuildSpec, describe, load_synth, manifest_hash, shard_count, shard_done, shard_path
+from .dataset import DATASET_FILE, BuildSpec, describe, load_shard, load_synth, manifest_hash, shard_count, shard_done, shard_path
 from .synth import ExampleSynth, SynthConfig
 from .workers import worker_pool
 
@@ -102,10 +102,8 @@ def _embed_shard(spec: BuildSpec, shard: int, check: np.ndarray) -> int:
 
 def _first_features(folder: Path, shard: int) -> np.ndarray:
     """The stored features of a shard's first clip (what the clip made again must give)."""
-    if not shard_done(folder, shard):
-        raise DataError(f"{folder}: shard {shard} missing; resume the build with the same command")
-    with np.load(shard_path(folder, shard)) as data:
-        return data["features"][0]
+    features, _ = load_shard(folder, shard)
+    return features[0]
 
 
 def teacher_record(folder: Path) -> dict:
